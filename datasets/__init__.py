@@ -1,0 +1,116 @@
+"""Spiking audio datasets behind one record (:class:`SpikeSample`) and one loader (:func:`load_splits`)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+from sklearn.model_selection import train_test_split
+
+from datasets.heidelberg import DatasetUnavailableError, load_heidelberg, load_ntidigits
+from datasets.records import (Preprocessing, SpikeDataset, SpikeSample, Splits, preprocess_dataset,
+                              spike_counts, to_dense)
+from datasets.synthetic import SyntheticConfig, make_synthetic
+
+DATASETS = ("shd", "ssc", "ntidigits", "fsdd", "synthetic")
+#: Environment variable naming the folder that holds SHD/, SSC/, NTIDIGITS18/ (default ./data).
+DATA_DIR_ENV = "SNN_DATA_DIR"
+
+__all__ = ["DATASETS", "DatasetUnavailableError", "Preprocessing", "SpikeDataset", "SpikeSample",
+           "Splits", "default_data_dir", "load_raw", "load_splits", "spike_counts", "to_dense"]
+
+
+def default_data_dir() -> Path:
+    return Path(os.environ.get(DATA_DIR_ENV, "data")).expanduser()
+
+
+def check_dataset_name(name: str) -> str:
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+    return name
+
+
+def load_raw(name: str, data_dir: str | os.PathLike | None = None,
+             synthetic: SyntheticConfig | None = None) -> tuple[SpikeDataset, SpikeDataset]:
+    """The (train, test) sets of dataset ``name``, before preprocessing."""
+    check_dataset_name(name)
+    data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
+    if name in ("shd", "ssc"):
+        return load_heidelberg(name, data_dir)
+    if name == "ntidigits":
+        return load_ntidigits(data_dir)
+    if name == "fsdd":
+        from datasets.fsdd import load_fsdd
+
+        return load_fsdd(data_dir)
+    return make_synthetic(synthetic or SyntheticConfig())
+
+
+def stratified_subset(labels: np.ndarray, n: int | None, seed: int) -> np.ndarray:
+    """Indices of a seeded, class-balanced subset of ``n`` samples (all when ``n`` is None)."""
+    indices = np.arange(len(labels))
+    if n is None or n >= len(labels):
+        return indices
+    if n < 1:
+        raise ValueError(f"a subset needs at least one sample, got {n}")
+    counts = np.bincount(labels)
+    stratify = labels if n >= np.count_nonzero(counts) and counts[counts > 0].min() >= 2 else None
+    chosen, _ = train_test_split(indices, train_size=n, stratify=stratify, random_state=seed)
+    return np.sort(chosen)
+
+
+def validation_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded, stratified (train, validation) indices; the same for every rule given the seed."""
+    if not 0 < fraction < 1:
+        raise ValueError(f"the validation fraction must lie in (0, 1), got {fraction}")
+    indices = np.arange(len(labels))
+    n_val = max(int(round(fraction * len(labels))), 1)
+    counts = np.bincount(labels)
+    can_stratify = n_val >= np.count_nonzero(counts) and counts[counts > 0].min() >= 2
+    train, val = train_test_split(indices, test_size=n_val, random_state=seed,
+                                  stratify=labels if can_stratify else None)
+    return np.sort(train), np.sort(val)
+
+
+def load_splits(name: str | None, data_dir=None, *, preprocessing: Preprocessing = Preprocessing(),
+                n_train: int | None = None, n_test: int | None = None, val_fraction: float = 0.1,
+                seed: int = 0, synthetic: SyntheticConfig | None = None) -> Splits:
+    """Load, subset, split and preprocess a dataset.
+
+    ``name=None`` asks for the default, SHD: only then, when SHD is neither present nor
+    downloadable, a loud warning is printed and the built-in synthetic set is used instead. A
+    dataset named explicitly never falls back.
+    """
+    requested = name or "shd"
+    check_dataset_name(requested)
+    try:
+        train, test = load_raw(requested, data_dir, synthetic)
+        used = requested
+    except DatasetUnavailableError as error:
+        if name is not None:
+            raise
+        print(
+            "\n" + "!" * 78 + f"\nWARNING: SHD is not available ({error}).\n"
+            "Running on the BUILT-IN SYNTHETIC SET instead; the results file records this.\n"
+            "Pass --dataset synthetic to silence this warning, or --dataset shd to make it an error.\n"
+            + "!" * 78 + "\n",
+            file=sys.stderr,
+        )
+        train, test = load_raw("synthetic", data_dir, synthetic)
+        used = "synthetic"
+    subset_seed, split_seed = np.random.SeedSequence(seed).generate_state(2)
+    train = train.subset(stratified_subset(train.labels, n_train, int(subset_seed)))
+    test = test.subset(stratified_subset(test.labels, n_test, int(subset_seed)))
+    if len(train) < 2:
+        raise ValueError("at least two training samples are needed (one goes to validation)")
+    fit, val = validation_split(train.labels, val_fraction, int(split_seed))
+    return Splits(
+        train=preprocess_dataset(train.subset(fit), preprocessing),
+        val=preprocess_dataset(train.subset(val), preprocessing),
+        test=preprocess_dataset(test, preprocessing),
+        dataset=used,
+        requested=requested,
+        preprocessing=preprocessing,
+    )

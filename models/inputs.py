@@ -1,0 +1,87 @@
+"""Spike input that a compiled binary can replay with new data on every run.
+
+Brian2's ``SpikeGeneratorGroup`` compiles its spikes into the project and cannot take new ones
+through ``run_args`` (brian2 issue 1578). Here the spikes live in a :class:`~brian2.TimedArray`
+table instead, which ``run_args`` can replace as long as its shape stays the same:
+``table[k, i]`` is the time step of unit ``i``'s ``k``-th spike (a sentinel after the last). A
+unit fires when the clock reaches its next entry and then moves to the following one, so
+each step costs one comparison per unit and one look-up per spike.
+
+Many samples are laid end to end in one run (sample ``s`` starts at step ``s * sample_steps``);
+the group of neurons it drives resets its state at every sample start.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from brian2 import NeuronGroup, Quantity, TimedArray, second
+
+from datasets.records import SpikeSample
+
+#: Time-step index that is never reached: marks the end of a unit's spikes.
+NEVER = 1e15
+
+
+@dataclass
+class SpikeReplay:
+    """A group of ``n_units`` input neurons replaying a table of spike steps."""
+
+    group: NeuronGroup
+    table: TimedArray
+    capacity: int
+
+    @classmethod
+    def create(cls, n_units: int, capacity: int, name: str = "spike_input") -> "SpikeReplay":
+        values = np.full((capacity + 1, n_units), NEVER)
+        table = TimedArray(values, dt=1 * second, name=f"{name}_table")
+        group = NeuronGroup(
+            n_units,
+            "k : integer",
+            threshold=f"timestep(t, dt) >= {table.name}(k * second, i)",
+            reset="k += 1",
+            name=name,
+            namespace={table.name: table},
+        )
+        return cls(group=group, table=table, capacity=capacity)
+
+
+def spike_steps(sample: SpikeSample, dt: Quantity) -> np.ndarray:
+    """Time-step index of each spike of ``sample`` (its times lie on the ``dt`` grid)."""
+    return np.rint(np.asarray(sample.times / dt)).astype(np.int64)
+
+
+def required_capacity(chunks: list[list[SpikeSample]], n_units: int) -> int:
+    """Largest number of spikes any unit fires within one chunk of samples."""
+    most = 1
+    for chunk in chunks:
+        counts = np.zeros(n_units, dtype=np.int64)
+        for sample in chunk:
+            counts += np.bincount(sample.units, minlength=n_units)
+        most = max(most, int(counts.max(initial=0)))
+    return most
+
+
+def table_values(samples: list[SpikeSample], n_units: int, capacity: int,
+                 sample_steps: int, dt: Quantity) -> np.ndarray:
+    """The replay table for ``samples`` played one after the other, ``sample_steps`` apart."""
+    units = [s.units.astype(np.int64) for s in samples]
+    steps = [spike_steps(s, dt) + index * sample_steps for index, s in enumerate(samples)]
+    values = np.full((capacity + 1, n_units), NEVER)
+    if not samples or sum(len(u) for u in units) == 0:
+        return values
+    units = np.concatenate(units)
+    steps = np.concatenate(steps)
+    if units.size and (units.min() < 0 or units.max() >= n_units):
+        raise ValueError(f"spike unit indices must lie in [0, {n_units}), got {units.min()}..{units.max()}")
+    order = np.lexsort((steps, units))
+    units, steps = units[order], steps[order]
+    if np.any((np.diff(units) == 0) & (np.diff(steps) == 0)):
+        raise ValueError("a unit spikes twice in one time step; merge spikes with datasets.records.preprocess")
+    first = np.searchsorted(units, np.arange(n_units))
+    rank = np.arange(units.size) - first[units]
+    if rank.size and rank.max() >= capacity:
+        raise ValueError(f"a unit fires {rank.max() + 1} spikes in one run; the table holds {capacity}")
+    values[rank, units] = steps
+    return values

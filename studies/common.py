@@ -1,0 +1,194 @@
+"""What every study shares: the command line, results files and checkpoints.
+
+Results files are netCDF (xarray), one per run, written atomically; the schema is documented in
+``docs/results-schema.md``. Checkpoints are plain arrays in ``.npz`` files, loaded with
+``allow_pickle=False``, so a file handed over by someone else never runs code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+import tempfile
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+from brian2 import Quantity
+
+from datasets import DATASETS, Preprocessing, Splits, load_splits
+from models.devices import DEVICES
+
+PACKAGES = ("brian2", "brian2cuda", "torch", "numpy", "xarray", "scikit-learn", "tonic", "brian2hears")
+
+
+def add_common_arguments(parser: argparse.ArgumentParser, *, devices=DEVICES, default_device="cpp_standalone",
+                         default_epochs: int = 1, default_n_train: int | None = None,
+                         default_n_test: int | None = None) -> argparse.ArgumentParser:
+    """The options every study takes, with their defaults in the help text."""
+    parser.formatter_class = argparse.ArgumentDefaultsHelpFormatter
+    parser.add_argument("--dataset", choices=DATASETS, default=None,
+                        help="dataset; when not given, SHD, falling back loudly to the built-in "
+                             "synthetic set when SHD is neither present nor downloadable")
+    parser.add_argument("--data-dir", type=Path, default=None,
+                        help="folder holding SHD/, SSC/, NTIDIGITS18/ (default: $SNN_DATA_DIR or ./data); "
+                             "for fsdd the folder of wav recordings (default: $FSDD_DIR)")
+    parser.add_argument("--device", choices=devices, default=default_device, help="simulator device")
+    parser.add_argument("--n-train", type=_positive_int, default=default_n_train,
+                        help="training samples used, validation included (default all)")
+    parser.add_argument("--n-test", type=_positive_int, default=default_n_test,
+                        help="test samples used (default all)")
+    parser.add_argument("--epochs", type=_positive_int, default=default_epochs, help="training epochs")
+    parser.add_argument("--seed", type=int, default=0, help="seed of every random stream of the run")
+    parser.add_argument("--out", type=Path, default=Path("results"), help="folder for the results file")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue from the last checkpoint of an identical, interrupted run")
+    return parser
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive whole number, got {text}")
+    return value
+
+
+def jsonable(value):
+    """Config values as JSON: quantities as text with units ('20. ms'), paths as text."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Quantity):
+        return str(value)
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def config_json(config) -> str:
+    return json.dumps(jsonable(config), sort_keys=True)
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                             cwd=Path(__file__).resolve().parent)
+        commit = out.stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                               text=True, timeout=5, cwd=Path(__file__).resolve().parent).stdout.strip()
+        return (commit + ("+dirty" if dirty else "")) if commit else "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def package_versions() -> str:
+    versions = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return json.dumps(versions, sort_keys=True)
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def finish_results(ds: xr.Dataset, *, rule: str, config, splits: Splits, device: str, seed: int,
+                   started: str) -> xr.Dataset:
+    """Attach the global attributes every results file carries."""
+    ds.attrs.update(
+        rule=rule,
+        dataset=splits.dataset,
+        dataset_requested=splits.requested,
+        device=device,
+        seed=int(seed),
+        config=config_json(config),
+        preprocessing=config_json(splits.preprocessing),
+        n_train=len(splits.train),
+        n_val=len(splits.val),
+        n_test=len(splits.test),
+        n_channels=splits.n_channels,
+        n_classes=splits.n_classes,
+        git_commit=git_commit(),
+        package_versions=package_versions(),
+        host=socket.gethostname(),
+        command=" ".join([Path(sys.argv[0]).name] + sys.argv[1:]),
+        start_time=started,
+        end_time=now(),
+    )
+    return ds
+
+
+def write_atomic_netcdf(ds: xr.Dataset, path: str | os.PathLike) -> Path:
+    """Write ``ds`` to ``path`` through a temporary file and a rename: never a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        ds.to_netcdf(tmp, engine="h5netcdf")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+def results_path(out: Path, rule: str, dataset: str, seed: int) -> Path:
+    return Path(out) / f"{rule}_{dataset}_seed{seed}.nc"
+
+
+def save_checkpoint(path: str | os.PathLike, **arrays) -> None:
+    """Plain arrays to ``path`` (.npz), atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp.npz", dir=path.parent)
+    os.close(fd)
+    try:
+        np.savez(tmp, **{k: np.asarray(v) for k, v in arrays.items()})
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict[str, np.ndarray] | None:
+    path = Path(path)
+    if not path.exists():
+        return None
+    with np.load(path, allow_pickle=False) as data:
+        return {k: data[k] for k in data.files}
+
+
+def load_study_data(args, preprocessing: Preprocessing, synthetic=None) -> Splits:
+    return load_splits(args.dataset, args.data_dir, preprocessing=preprocessing, n_train=args.n_train,
+                       n_test=args.n_test, seed=args.seed, synthetic=synthetic)
+
+
+def accuracy_vars(val_accuracy, train_accuracy=None) -> dict:
+    """Per-epoch accuracy variables with their attributes."""
+    out = {"val_accuracy": ("epoch", np.asarray(val_accuracy, dtype=float),
+                            {"units": "1", "long_name": "validation accuracy"})}
+    if train_accuracy is not None:
+        out["train_accuracy"] = ("epoch", np.asarray(train_accuracy, dtype=float),
+                                 {"units": "1", "long_name": "training accuracy"})
+    return out
+
+
+def scalar(value, units: str, long_name: str):
+    return ((), float(value), {"units": units, "long_name": long_name})

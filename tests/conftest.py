@@ -1,0 +1,43 @@
+"""Shared helpers for the tests: small Brian2 networks run on any device."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from brian2 import Network, SpikeMonitor, StateMonitor, Synapses, defaultclock, ms, mV
+
+from datasets.records import SpikeSample
+from models import devices
+from models.inputs import SpikeReplay, required_capacity, table_values
+from models.lif import LIFParams, lif_group
+
+
+def run_feedforward(samples: list[SpikeSample], w_in_mV: np.ndarray, params: LIFParams, device_name: str,
+                    build_dir, *, dt=0.1 * ms, sample_steps: int, record_v: bool = False):
+    """Drive LIF neurons through all-to-all input weights; returns (spike indices, spike steps, v or None)."""
+    build_dir = devices.activate(device_name, build_dir)
+    defaultclock.dt = dt
+    n_in, n_out = w_in_mV.shape
+    replay = SpikeReplay.create(n_in, required_capacity([samples], n_in))
+    group = lif_group(n_out, params)
+    syn = Synapses(replay.group, group, "w : volt", on_pre="I_syn_post += w")
+    syn.connect()
+    syn.w = w_in_mV.ravel() * mV  # connect() orders synapses by presynaptic index, then postsynaptic
+    spikes = SpikeMonitor(group)
+    objects = [replay.group, group, syn, spikes]
+    if record_v:
+        state = StateMonitor(group, "v", record=True)
+        objects.append(state)
+    net = Network(*objects)
+    compiled = devices.CompiledNetwork(net, len(samples) * sample_steps * dt, device_name, build_dir)
+    compiled.run({replay.table: table_values(samples, n_in, replay.capacity, sample_steps, dt)})
+    steps = np.rint(np.asarray(spikes.t / dt)).astype(int)
+    v = np.asarray(state.v / mV) if record_v else None
+    result = (np.asarray(spikes.i), steps, v)
+    devices.reset_brian()
+    return result
+
+
+@pytest.fixture
+def build_dir(tmp_path):
+    return tmp_path / "build"
