@@ -100,6 +100,7 @@ def lif_group(
     reset: str = "v = v_reset",
     name: str | None = None,
     dt: Quantity | None = None,
+    namespace: dict | None = None,
 ) -> NeuronGroup:
     """A Brian2 group of ``n`` LIF neurons at rest, its constants set from ``params``.
 
@@ -107,6 +108,8 @@ def lif_group(
     thresholds, counters, traces) without rewriting the membrane equations.
     """
     kwargs = {"name": name} if name else {}
+    if namespace:
+        kwargs["namespace"] = namespace
     if dt is not None:
         kwargs["dt"] = dt
     group = NeuronGroup(

@@ -12,6 +12,7 @@ import dataclasses
 import json
 import os
 import platform
+import resource
 import socket
 import subprocess
 import sys
@@ -26,6 +27,7 @@ from brian2 import Quantity
 
 from datasets import DATASETS, Preprocessing, Splits, load_splits
 from models.devices import DEVICES
+from models.lif import const  # noqa: F401  (quantity defaults for the study configs)
 
 PACKAGES = ("brian2", "brian2cuda", "torch", "numpy", "xarray", "scikit-learn", "tonic", "brian2hears")
 
@@ -175,9 +177,39 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, np.ndarray] | None:
         return {k: data[k] for k in data.files}
 
 
-def load_study_data(args, preprocessing: Preprocessing, synthetic=None) -> Splits:
-    return load_splits(args.dataset, args.data_dir, preprocessing=preprocessing, n_train=args.n_train,
-                       n_test=args.n_test, seed=args.seed, synthetic=synthetic)
+def load_splits_for(config, preprocessing: Preprocessing, synthetic=None) -> Splits:
+    """The study's splits from the common config fields (dataset, data_dir, n_train, n_test, seed)."""
+    return load_splits(config.dataset, config.data_dir, preprocessing=preprocessing, n_train=config.n_train,
+                       n_test=config.n_test, seed=config.seed, synthetic=synthetic)
+
+
+def build_root(out: Path) -> Path:
+    """Folder under which each run makes its own fresh build folder."""
+    root = Path(out) / "build"
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def memory_vars() -> dict:
+    """Peak resident memory of this process and of its child processes (standalone binaries)."""
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return {
+        "peak_memory": scalar(own, "MiB", "peak resident memory of the Python process"),
+        "peak_memory_children": scalar(children, "MiB", "peak resident memory of any child process (simulator binary)"),
+    }
+
+
+def run_main(main_body, argv=None):
+    """Run a study's main; bad input ends with one clear line and exit status 2, not a traceback."""
+    from datasets import DatasetUnavailableError
+    from models.devices import DeviceUnavailableError
+
+    try:
+        return main_body(argv)
+    except (ValueError, TypeError, DatasetUnavailableError, DeviceUnavailableError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(2) from error
 
 
 def accuracy_vars(val_accuracy, train_accuracy=None) -> dict:
