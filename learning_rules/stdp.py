@@ -86,22 +86,32 @@ class STDPParams:
             raise ValueError("w_mean must not exceed w_max")
 
 
+#: The excitatory neurons: adaptive threshold, postsynaptic trace, incoming-weight sum, spike count.
 EXCITATORY_EXTRA = COUNT_EQUATION + """
+dapost/dt = -apost / taupost : 1
 theta : volt
 w_total : volt
 learning : 1 (shared)
+taupost : second (shared, constant)  # tau_post of STDPParams ("_post" is reserved)
 theta_plus : volt (shared, constant)
 tau_theta : second (shared, constant)
 w_sum_target : volt (shared, constant)
 sample_duration : second (shared, constant)
 """
+EXCITATORY_RESET = "v = v_reset\ntheta += learning * theta_plus\napost += 1\n" + COUNT_RESET
 
+#: The input units: presynaptic trace.
+PRESYNAPTIC_EXTRA = """
+dapre/dt = -apre / taupre : 1
+taupre : second (shared, constant)  # tau_pre of STDPParams ("_pre" is reserved)
+"""
+PRESYNAPTIC_RESET = "apre += 1"
+
+# The traces live on the neurons, not on each synapse: with all-to-all input and a common reset
+# at every sample start, every synapse of one neuron would hold the same trace, and a neuron's
+# trace decays once per step instead of once per synaptic event (an exponential per event).
 SYNAPSE_MODEL = """
 w : volt
-dapre/dt = -apre / taupre : 1 (event-driven)
-dapost/dt = -apost / taupost : 1 (event-driven)
-taupre : second (shared, constant)  # tau_pre of STDPParams ('_pre' is reserved)
-taupost : second (shared, constant)  # tau_post of STDPParams
 a_plus : volt (shared, constant)
 a_minus : volt (shared, constant)
 w_max : volt (shared, constant)
@@ -109,26 +119,27 @@ w_max : volt (shared, constant)
 
 ON_PRE = """
 I_syn_post += w
-apre += 1
-w_new = clip(w - learning_post * a_minus * apost, 0*volt, w_max)
+w_new = clip(w - learning_post * a_minus * apost_post, 0*volt, w_max)
 w_total_post += w_new - w
 w = w_new
 """
 
 ON_POST = """
-w_new = clip(w + learning_post * a_plus * apre, 0*volt, w_max)
+w_new = clip(w + learning_post * a_plus * apre_pre, 0*volt, w_max)
 w_total_post += w_new - w
 w = w_new
-apost += 1
 """
 
 
 def stdp_synapses(source, target, params: STDPParams, name: str = "stdp_synapses", **connect) -> Synapses:
-    """Plastic synapses onto ``target`` (which needs ``I_syn``, ``w_total`` and ``learning``),
-    connected with ``connect`` (all to all when empty)."""
+    """Plastic synapses from ``source`` (which needs the trace ``apre``) onto ``target`` (which needs
+    ``I_syn``, ``apost``, ``w_total`` and ``learning``), connected with ``connect`` (all to all when empty).
+
+    Within one time step Brian2 delivers spikes before it resets neurons, so a pre and a post spike
+    in the same step do not see each other's trace increment.
+    """
     syn = Synapses(source, target, SYNAPSE_MODEL, on_pre=ON_PRE, on_post=ON_POST, name=name)
     syn.connect(**connect)
-    syn.taupre, syn.taupost = params.tau_pre, params.tau_post
     syn.a_plus, syn.a_minus, syn.w_max = params.a_plus, params.a_minus, params.w_max
     return syn
 
@@ -156,12 +167,14 @@ class STDPNetwork:
         p, n = self.params, self.params.n_neurons
         build_dir = devices.activate(device_name, build_dir)
         defaultclock.dt = self.dt
-        self.replay = SpikeReplay.create(self.n_inputs, capacity)
+        self.replay = SpikeReplay.create(self.n_inputs, capacity, extra_equations=PRESYNAPTIC_EXTRA,
+                                         extra_reset=PRESYNAPTIC_RESET)
+        self.replay.group.taupre = p.tau_pre
         self.gate = TimedArray(np.zeros(self.chunk_size + 1), dt=self.sample_duration, name="learning_gate")
         exc = lif_group(n, p.lif, extra_equations=EXCITATORY_EXTRA, threshold="v > v_threshold + theta",
-                        reset="v = v_reset\ntheta += learning * theta_plus\n" + COUNT_RESET, name="excitatory",
+                        reset=EXCITATORY_RESET, name="excitatory",
                         namespace={"learning_gate": self.gate})
-        exc.theta_plus, exc.tau_theta = p.theta_plus, p.tau_theta
+        exc.theta_plus, exc.tau_theta, exc.taupost = p.theta_plus, p.tau_theta, p.tau_post
         exc.w_sum_target = self.n_inputs * p.w_mean
         exc.sample_duration = self.sample_duration
         syn = stdp_synapses(self.replay.group, exc, p, name="input_synapses")
@@ -173,14 +186,14 @@ class STDPNetwork:
         starts = [
             exc.run_regularly("learning = learning_gate(t)", dt=t_sample, when="start", order=0, name="gate_learning"),
             syn.run_regularly(
-                "w = w + learning_post * (clip(w * w_sum_target_post / (w_total_post + 1e-12*volt), 0*volt, w_max) - w)\n"
-                "apre = 0\napost = 0",
-                dt=t_sample, when="start", order=1, name="normalise_and_reset_traces"),
+                "w = w + learning_post * (clip(w * w_sum_target_post / (w_total_post + 1e-12*volt), 0*volt, w_max) - w)",
+                dt=t_sample, when="start", order=1, name="normalise"),
             exc.run_regularly(
                 "theta = theta * exp(-learning * sample_duration / tau_theta)\n"
                 "w_total = learning * w_sum_target + (1 - learning) * w_total\n"
-                "v = v_rest\nI_syn = 0*volt",
+                "v = v_rest\nI_syn = 0*volt\napost = 0",
                 dt=t_sample, when="start", order=2, name="reset_state"),
+            self.replay.group.run_regularly("apre = 0", dt=t_sample, when="start", order=2, name="reset_input_traces"),
         ]
         self.counter, counter_objects = BinnedCounter.attach(exc, t_sample / self.n_bins, self.n_bins)
         self.exc, self.syn = exc, syn

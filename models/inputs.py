@@ -33,14 +33,17 @@ class SpikeReplay:
     capacity: int
 
     @classmethod
-    def create(cls, n_units: int, capacity: int, name: str = "spike_input") -> "SpikeReplay":
+    def create(cls, n_units: int, capacity: int, name: str = "spike_input", *, extra_equations: str = "",
+               extra_reset: str = "") -> "SpikeReplay":
+        """``extra_equations``/``extra_reset`` add state to the input units (presynaptic traces)."""
         values = np.full((capacity + 1, n_units), NEVER)
         table = TimedArray(values, dt=1 * second, name=f"{name}_table")
         group = NeuronGroup(
             n_units,
-            "k : integer",
+            "k : integer\n" + extra_equations,
             threshold=f"timestep(t, dt) >= {table.name}(k * second, i)",
-            reset="k += 1",
+            reset="k += 1\n" + extra_reset,
+            method="exact",
             name=name,
             namespace={table.name: table},
         )

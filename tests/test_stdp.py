@@ -8,7 +8,7 @@ from brian2 import Network, NeuronGroup, defaultclock, mV, ms, second, volt
 from datasets import Preprocessing, load_splits
 from datasets.records import SpikeSample
 from datasets.synthetic import SyntheticConfig
-from learning_rules.stdp import STDPNetwork, STDPParams, chunk_capacity, stdp_synapses
+from learning_rules.stdp import PRESYNAPTIC_EXTRA, PRESYNAPTIC_RESET, STDPNetwork, STDPParams, chunk_capacity, stdp_synapses
 from models import devices
 
 PARAMS = STDPParams(a_plus=0.01 * mV, a_minus=0.012 * mV, tau_pre=15 * ms, tau_post=30 * ms, w_max=5 * mV)
@@ -21,10 +21,13 @@ def _pair_changes(delays_ms, params=PARAMS, w0=1 * mV):
     n = len(delays_ms)
     pre_step = np.full(n, 500)
     post_step = 500 + np.rint(np.asarray(delays_ms) * 10).astype(int)
-    pre = NeuronGroup(n, "spike_step : integer", threshold="timestep(t, dt) == spike_step")
-    post = NeuronGroup(n, "spike_step : integer\nI_syn : volt\nw_total : volt\nlearning : 1 (shared)",
-                       threshold="timestep(t, dt) == spike_step")
+    pre = NeuronGroup(n, "spike_step : integer\n" + PRESYNAPTIC_EXTRA, threshold="timestep(t, dt) == spike_step",
+                      reset=PRESYNAPTIC_RESET, method="exact")
+    post = NeuronGroup(n, "spike_step : integer\nI_syn : volt\nw_total : volt\nlearning : 1 (shared)\n"
+                          "dapost/dt = -apost / taupost : 1\ntaupost : second (shared, constant)",
+                       threshold="timestep(t, dt) == spike_step", reset="apost += 1", method="exact")
     pre.spike_step, post.spike_step, post.learning = pre_step, post_step, 1.0
+    pre.taupre, post.taupost = params.tau_pre, params.tau_post
     syn = stdp_synapses(pre, post, params, j="i")
     syn.w = w0
     Network(pre, post, syn).run(150 * ms)

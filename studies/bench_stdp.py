@@ -1,0 +1,90 @@
+"""Benchmark: STDP training throughput per process (samples/s and synaptic events/s).
+
+    python studies/bench_stdp.py --n-neurons 400 --n-samples 300
+
+SHD-like input (700 channels, about 8,000 spikes per 1 s sample, from the built-in generator) drives
+a 700 -> ``--n-neurons`` STDP layer at ``--dt`` in one process. Compilation is timed apart from the
+runs. Target (issue 5): 30 samples/s or more for 700 -> 400 at dt = 0.1 ms in cpp_standalone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+from brian2 import ms, second
+
+from datasets import Preprocessing
+from datasets.records import preprocess
+from datasets.synthetic import SyntheticConfig, make_synthetic
+from learning_rules.stdp import STDPNetwork, STDPParams, chunk_capacity
+from models.devices import DEVICES
+from studies import common
+from studies.units import parse_quantity
+
+
+def run(n_neurons: int, n_samples: int, dt, device: str, chunk_size: int, out: Path) -> xr.Dataset:
+    started = common.now()
+    # 700 channels x 10.4 spikes per burst + 1 Hz noise: about 8,000 spikes per 1 s sample.
+    config = SyntheticConfig(n_train=n_samples, n_test=1, spikes_per_burst=10.4, seed=7)
+    train, _ = make_synthetic(config)
+    prep = Preprocessing(duration=1 * second, dt=dt)
+    samples = [preprocess(s, prep) for s in train.samples]
+    input_spikes = float(np.mean([len(s.units) for s in samples]))
+    capacity = chunk_capacity([samples], chunk_size, 700)
+    build_dir = Path(tempfile.mkdtemp(prefix="bench_stdp_", dir=common.build_root(out)))
+    try:
+        net = STDPNetwork(STDPParams(n_neurons=n_neurons), 700, sample_duration=1 * second, dt=dt,
+                          chunk_size=chunk_size, capacity=capacity, n_bins=5, device_name=device,
+                          build_dir=build_dir)
+        t0 = time.perf_counter()
+        net.compiled.build()
+        build_seconds = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        counts = net.present(samples, learn=True, progress="STDP training")
+        train_seconds = time.perf_counter() - t0
+    finally:
+        shutil.rmtree(build_dir, ignore_errors=True)
+    layer_spikes = float(counts.sum(axis=(1, 2)).mean())
+    events = (input_spikes * n_neurons + layer_spikes * (n_neurons - 1)) * n_samples
+    ds = xr.Dataset({
+        "samples_per_second": common.scalar(n_samples / train_seconds, "1/s", "training samples per second, one process"),
+        "synaptic_events_per_second": common.scalar(events / train_seconds, "1/s",
+                                                    "synaptic events (input and inhibition) per second of wall time"),
+        "input_spikes_per_sample": common.scalar(input_spikes, "1", "input spikes per sample"),
+        "layer_spikes_per_sample": common.scalar(layer_spikes, "1", "excitatory-layer spikes per sample"),
+        "build_seconds": common.scalar(build_seconds, "s", "code generation and compilation"),
+        "train_seconds": common.scalar(train_seconds, "s", "wall time of training (all chunks)"),
+        **common.memory_vars(),
+    })
+    ds.attrs.update(benchmark="stdp_training", device=device, n_neurons=n_neurons, n_samples=n_samples,
+                    dt=str(dt), chunk_size=chunk_size, git_commit=common.git_commit(),
+                    package_versions=common.package_versions(), start_time=started, end_time=common.now())
+    return ds
+
+
+def main(argv=None) -> Path:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--n-neurons", type=int, default=400, help="excitatory neurons")
+    parser.add_argument("--n-samples", type=int, default=300, help="training samples timed")
+    parser.add_argument("--dt", type=parse_quantity(second), default=0.1 * ms, help="simulation time step")
+    parser.add_argument("--device", choices=DEVICES, default="cpp_standalone", help="Brian2 device")
+    parser.add_argument("--chunk-size", type=int, default=100, help="samples per run of the binary")
+    parser.add_argument("--out", type=Path, default=Path("results"), help="folder for the results file")
+    args = parser.parse_args(argv)
+    ds = run(args.n_neurons, args.n_samples, args.dt, args.device, min(args.chunk_size, args.n_samples), args.out)
+    path = common.write_atomic_netcdf(ds, Path(args.out) / "bench_stdp.nc")
+    print(f"{float(ds.samples_per_second):.1f} samples/s, {float(ds.synaptic_events_per_second) / 1e6:.0f} M "
+          f"synaptic events/s ({float(ds.input_spikes_per_sample):.0f} input spikes per sample)")
+    print(f"results: {path}")
+    return path
+
+
+if __name__ == "__main__":
+    common.run_main(main)
