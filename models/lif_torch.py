@@ -88,30 +88,108 @@ def run_lif(inputs: torch.Tensor, w_in: torch.Tensor, params: LIFParams, dt: Qua
     ``inputs`` is ``(batch, steps, n_in)`` (spike counts per step), ``w_in`` ``(n_in, n)`` and
     ``w_rec`` ``(n, n)``, all weights in mV. Returns the spikes ``(batch, steps, n)`` and, with
     ``record_v``, the membrane potential after the threshold test and before the reset.
+    ``detach_reset`` keeps the reset out of the gradient (as e-prop assumes and as is usual for BPTT).
     """
-    k = lif_constants(params, dt)
-    batch, steps, _ = inputs.shape
-    n = w_in.shape[1]
-    opts = {"dtype": inputs.dtype, "device": inputs.device}
+    return _run_lif(inputs @ w_in, lif_constants(params, dt), w_rec, slope, detach_reset, record_v)
+
+
+def _run_lif(drive, k: LIFConstants, w_rec, slope, detach_reset, record_v):
+    batch, steps, n = drive.shape
+    opts = {"dtype": drive.dtype, "device": drive.device}
     v = torch.full((batch, n), k.v_rest, **opts)
     current = torch.zeros((batch, n), **opts)
-    since_spike = torch.full((batch, n), 10 ** 9, dtype=torch.long, device=inputs.device)
-    drive = inputs @ w_in  # (batch, steps, n)
+    # With refractory_steps <= 1 a neuron is never held, and the bookkeeping can be skipped.
+    refractory = k.refractory_steps > 1
+    since_spike = torch.full((batch, n), 10 ** 9, dtype=torch.long, device=drive.device)
     spikes, voltages = [], []
     scale = k.v_threshold - k.v_rest
     for step in range(steps):
-        since_spike = since_spike + 1
-        free = since_spike >= k.refractory_steps
-        v = torch.where(free, k.v_rest + (v - k.v_rest) * k.alpha_mem + k.coupling * current, v)
-        s = spike_fn((v - k.v_threshold) / scale, slope) * free.to(inputs.dtype)
+        integrated = k.v_rest + (v - k.v_rest) * k.alpha_mem + k.coupling * current
+        if refractory:
+            since_spike = since_spike + 1
+            free = since_spike >= k.refractory_steps
+            v = torch.where(free, integrated, v)
+            s = spike_fn((v - k.v_threshold) / scale, slope) * free.to(drive.dtype)
+        else:
+            v = integrated
+            s = spike_fn((v - k.v_threshold) / scale, slope)
         current = k.alpha_syn * current + drive[:, step]
         if w_rec is not None:
             current = current + s @ w_rec
         if record_v:
             voltages.append(v)
         reset = s.detach() if detach_reset else s
-        v = v * (1 - reset) + k.v_reset * reset
-        since_spike = torch.where(s.detach() > 0, torch.zeros_like(since_spike), since_spike)
+        v = v - (v - k.v_reset) * reset
+        if refractory:
+            since_spike = torch.where(s.detach() > 0, torch.zeros_like(since_spike), since_spike)
         spikes.append(s)
     out = torch.stack(spikes, dim=1)
     return (out, torch.stack(voltages, dim=1)) if record_v else out
+
+
+def readout_kernel(k: LIFConstants, n_steps: int, dtype=torch.float32, device=None) -> torch.Tensor:
+    """``(n_steps, n_steps)`` matrix ``M`` with ``v = M @ drive``: the membrane (relative to rest) of a
+    non-spiking LIF neuron fed ``drive[m]`` into its synaptic current at step ``m``.
+
+    An impulse at step 0 gives :math:`v_n = c(\alpha_m^n - \alpha_s^n)/(\alpha_m - \alpha_s)` for
+    :math:`n \ge 1` (0 at :math:`n = 0`), the same recursion as :func:`run_lif` without threshold.
+    """
+    n = torch.arange(n_steps, dtype=torch.float64)
+    lag = n[:, None] - n[None, :]
+    a_m, a_s = k.alpha_mem, k.alpha_syn
+    if np.isclose(a_m, a_s):
+        raise ValueError("the readout kernel needs tau_mem != tau_syn")
+    safe = lag.clamp(min=0)
+    kernel = k.coupling * (a_m ** safe - a_s ** safe) / (a_m - a_s)
+    return torch.where(lag >= 1, kernel, torch.zeros_like(kernel)).to(dtype=dtype, device=device)
+
+
+def run_readout(spikes: torch.Tensor, w_out: torch.Tensor, params: LIFParams, dt: Quantity,
+                kernel: torch.Tensor | None = None) -> torch.Tensor:
+    """Leaky, non-spiking readout: the LIF membrane without threshold, relative to rest.
+
+    Linear, so it is one matrix product over time instead of a loop."""
+    if kernel is None:
+        kernel = readout_kernel(lif_constants(params, dt), spikes.shape[1], spikes.dtype, spikes.device)
+    return torch.einsum("ts,bso->bto", kernel, spikes @ w_out)
+
+
+class RecurrentLIFNetwork(torch.nn.Module):
+    """Input -> recurrent spiking LIF layer -> leaky non-spiking readout.
+
+    The trainable weights are kept in units of ``v_threshold - v_rest`` (so that Adam's step size
+    means the same for any neuron constants); :meth:`weights_mV` gives them in millivolt, as the
+    Brian2 model takes them. Initial weights are normal with standard deviation
+    ``weight_scale / sqrt(fan_in)`` (input, and half that for recurrent weights) and
+    ``1 / sqrt(n_hidden)`` for the readout, after Zenke & Vogels (2021).
+    """
+
+    def __init__(self, n_in: int, n_hidden: int, n_out: int, params: LIFParams, dt: Quantity, *,
+                 recurrent: bool = True, slope: float = 10.0, weight_scale: float = 5.0,
+                 generator: torch.Generator | None = None, dtype=torch.float32):
+        super().__init__()
+        self.params, self.dt, self.slope = params, dt, slope
+        self.constants = lif_constants(params, dt)
+        self.unit = self.constants.v_threshold - self.constants.v_rest
+
+        def init(rows, cols, std):
+            return torch.nn.Parameter(torch.randn(rows, cols, generator=generator, dtype=dtype) * std / np.sqrt(rows))
+
+        self.w_in = init(n_in, n_hidden, weight_scale)
+        self.w_rec = init(n_hidden, n_hidden, weight_scale / 2) if recurrent else None
+        self.w_out = init(n_hidden, n_out, weight_scale)
+        self._kernel = None
+
+    def weights_mV(self) -> dict[str, torch.Tensor]:
+        return {name: w.detach() * self.unit for name, w in
+                (("w_in", self.w_in), ("w_rec", self.w_rec), ("w_out", self.w_out)) if w is not None}
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``x`` ``(batch, steps, n_in)`` -> readout potentials ``(batch, steps, n_out)`` in units of
+        ``v_threshold - v_rest``, and the hidden spikes."""
+        w_rec = None if self.w_rec is None else self.w_rec * self.unit
+        spikes = _run_lif(x @ (self.w_in * self.unit), self.constants, w_rec, self.slope, True, False)
+        steps = x.shape[1]
+        if self._kernel is None or self._kernel.shape[0] != steps or self._kernel.dtype != x.dtype:
+            self._kernel = readout_kernel(self.constants, steps, x.dtype, x.device)
+        return run_readout(spikes, self.w_out, self.params, self.dt, self._kernel), spikes

@@ -169,6 +169,30 @@ def save_checkpoint(path: str | os.PathLike, **arrays) -> None:
             os.remove(tmp)
 
 
+def save_torch_checkpoint(path: str | os.PathLike, state: dict) -> None:
+    """``torch.save`` to ``path``, atomically; ``state`` holds only tensors, numbers, text and lists,
+    so :func:`load_torch_checkpoint` can load it with ``weights_only=True``."""
+    import torch
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def load_torch_checkpoint(path: str | os.PathLike) -> dict | None:
+    import torch
+
+    path = Path(path)
+    return torch.load(path, weights_only=True) if path.exists() else None
+
+
 def load_checkpoint(path: str | os.PathLike) -> dict[str, np.ndarray] | None:
     path = Path(path)
     if not path.exists():

@@ -13,8 +13,10 @@ from models.lif import LIFParams, lif_group
 
 
 def run_feedforward(samples: list[SpikeSample], w_in_mV: np.ndarray, params: LIFParams, device_name: str,
-                    build_dir, *, dt=0.1 * ms, sample_steps: int, record_v: bool = False):
-    """Drive LIF neurons through all-to-all input weights; returns (spike indices, spike steps, v or None)."""
+                    build_dir, *, dt=0.1 * ms, sample_steps: int, record_v: bool = False,
+                    w_rec_mV: np.ndarray | None = None):
+    """Drive LIF neurons through all-to-all input (and optionally recurrent) weights;
+    returns (spike indices, spike steps, v or None)."""
     build_dir = devices.activate(device_name, build_dir)
     defaultclock.dt = dt
     n_in, n_out = w_in_mV.shape
@@ -25,6 +27,11 @@ def run_feedforward(samples: list[SpikeSample], w_in_mV: np.ndarray, params: LIF
     syn.w = w_in_mV.ravel() * mV  # connect() orders synapses by presynaptic index, then postsynaptic
     spikes = SpikeMonitor(group)
     objects = [replay.group, group, syn, spikes]
+    if w_rec_mV is not None:
+        rec = Synapses(group, group, "w : volt", on_pre="I_syn_post += w")
+        rec.connect()
+        rec.w = w_rec_mV.ravel() * mV
+        objects.append(rec)
     if record_v:
         state = StateMonitor(group, "v", record=True)
         objects.append(state)

@@ -133,3 +133,27 @@ def _compile_only_cuda(sample, weights, build_dir):
         compiled.run({replay.table: table_values([sample], 10, 200, 100, 0.1 * ms)})
     finally:
         devices.reset_brian()
+
+
+def test_readout_kernel_equals_the_recursion():
+    from models.lif_torch import readout_kernel
+
+    k = lif_constants(PARAMS, 1 * ms)
+    drive = torch.randn(3, 50, 2, dtype=torch.float64)
+    v, current, expected = torch.zeros(3, 2, dtype=torch.float64), torch.zeros(3, 2, dtype=torch.float64), []
+    for step in range(50):
+        v = v * k.alpha_mem + k.coupling * current
+        current = k.alpha_syn * current + drive[:, step]
+        expected.append(v)
+    got = torch.einsum("ts,bso->bto", readout_kernel(k, 50, torch.float64), drive)
+    torch.testing.assert_close(got, torch.stack(expected, dim=1), rtol=1e-12, atol=1e-12)
+
+
+def test_surrogate_backward_equals_its_formula():
+    from models.lif_torch import spike_fn
+
+    u = torch.linspace(-2, 2, 41, dtype=torch.float64, requires_grad=True)
+    out = spike_fn(u, 10.0)
+    out.sum().backward()
+    torch.testing.assert_close(out.detach(), (u.detach() > 0).double())
+    torch.testing.assert_close(u.grad, 1 / (10 * u.detach().abs() + 1) ** 2)

@@ -1,0 +1,80 @@
+"""The BPTT baseline: the twin with recurrence, learning, repeatability, the study and its resume."""
+
+import numpy as np
+import pytest
+import torch
+import xarray as xr
+from brian2 import ms
+
+from datasets import Preprocessing, load_splits, to_dense
+from datasets.synthetic import SyntheticConfig
+from learning_rules.bptt import BPTTClassifier, BPTTParams
+from models.lif import LIFParams
+from models.lif_torch import run_lif
+from tests.conftest import run_feedforward
+from tests.test_lif import _random_problem
+
+SMALL = SyntheticConfig(n_channels=40, n_classes=4, n_train=200, n_test=40)
+
+
+def test_recurrent_pytorch_and_brian2_spike_identically(build_dir):
+    params = LIFParams()
+    sample, w_in = _random_problem(seed=11, n_in=40, n_out=12)
+    w_rec = np.random.default_rng(5).normal(0, 3.0, (12, 12))
+    idx, steps, _ = run_feedforward([sample], w_in, params, "cpp_standalone", build_dir, sample_steps=600,
+                                    w_rec_mV=w_rec)
+    dense = torch.tensor(to_dense([sample], 40, 600, 0.1 * ms), dtype=torch.float64)
+    spikes = run_lif(dense, torch.tensor(w_in), params, 0.1 * ms, torch.tensor(w_rec))[0].numpy()
+    t_steps, t_idx = np.nonzero(spikes)
+    assert len(steps) > 20
+    assert sorted(zip(steps.tolist(), idx.tolist())) == sorted(zip(t_steps.tolist(), t_idx.tolist()))
+
+
+def _splits():
+    return load_splits("synthetic", synthetic=SMALL, preprocessing=Preprocessing(dt=10 * ms))
+
+
+def test_loss_falls_and_training_is_repeatable():
+    torch.set_num_threads(1)
+    splits = _splits()
+    runs = []
+    for _ in range(2):
+        clf = BPTTClassifier(BPTTParams(n_hidden=32, learning_rate=1e-2, weight_scale=15), n_steps=100, seed=3)
+        clf._init(40, 4)
+        runs.append([clf.train_epoch(splits.train.samples, splits.train.labels) for _ in range(10)])
+    losses = [loss for loss, _ in runs[0]]
+    assert losses[-1] < 0.8 * losses[0], f"loss should fall: {losses}"
+    assert runs[0][-1][1] > 0.4, "training accuracy should rise well above chance (0.25)"
+    assert runs[0] == runs[1], "a fixed seed must give the same training run"
+
+
+@pytest.mark.slow
+def test_study_resumes_to_the_same_result(tmp_path, monkeypatch):
+    from studies import bptt_shd
+
+    argv = ["--dataset", "synthetic", "--n-train", "300", "--n-test", "60", "--epochs", "3", "--n-hidden", "32"]
+    whole = xr.load_dataset(bptt_shd.main(argv + ["--out", str(tmp_path / "a")]))
+    assert whole.sizes["epoch"] == 3 and 0 <= float(whole.test_accuracy) <= 1
+    assert whole.synaptic_operations_per_sample > 0 and whole.trainable_parameters == 700 * 32 + 32 * 32 + 32 * 20
+
+    original = BPTTClassifier.train_epoch
+
+    def dies_in_epoch_two(self, samples, y):
+        if self.epochs_done_ == 1:
+            raise KeyboardInterrupt
+        return original(self, samples, y)
+
+    monkeypatch.setattr(BPTTClassifier, "train_epoch", dies_in_epoch_two)
+    with pytest.raises(KeyboardInterrupt):
+        bptt_shd.main(argv + ["--out", str(tmp_path / "b")])
+    monkeypatch.setattr(BPTTClassifier, "train_epoch", original)
+    resumed = xr.load_dataset(bptt_shd.main(argv + ["--out", str(tmp_path / "b"), "--resume"]))
+    for name in ("train_loss", "val_accuracy", "test_accuracy", "test_prediction"):
+        np.testing.assert_array_equal(whole[name].values, resumed[name].values)
+
+
+def test_bad_options_give_clear_errors():
+    with pytest.raises(ValueError, match="readout_reduction"):
+        BPTTParams(readout_reduction="last")
+    with pytest.raises(TypeError, match="units"):
+        BPTTParams(dt=10 * ms * ms)
