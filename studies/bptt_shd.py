@@ -142,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def config_from_args(args) -> BPTTStudyConfig:
-    bptt = BPTTParams(n_hidden=args.n_hidden, recurrent=not args.no_recurrence, dt=args.dt,
+    bptt = BPTTParams(n_hidden=args.n_hidden, recurrent=not args.no_recurrence, dt=args.dt, lif=common.lif_from_args(args),
                       learning_rate=args.learning_rate, batch_size=args.batch_size, readout_reduction=args.readout,
                       rate_penalty=args.rate_penalty, target_rate=args.target_rate,
                       surrogate_slope=args.surrogate_slope, weight_scale=args.weight_scale)

@@ -53,7 +53,18 @@ def add_common_arguments(parser: argparse.ArgumentParser, *, devices=DEVICES, de
     parser.add_argument("--out", type=Path, default=Path("results"), help="folder for the results file")
     parser.add_argument("--resume", action="store_true",
                         help="continue from the last checkpoint of an identical, interrupted run")
+    parser.add_argument("--lif", action="append", default=[], metavar="NAME=VALUE",
+                        help="change a constant of the shared LIF neuron, with units (repeatable), e.g. "
+                             "--lif tau_mem=20ms --lif tau_syn=10ms; defaults in models/lif.py")
     return parser
+
+
+def lif_from_args(args):
+    """The shared LIF constants with the ``--lif`` changes applied."""
+    from models.lif import LIFParams
+    from studies.units import parse_assignments, with_overrides
+
+    return with_overrides(LIFParams(), parse_assignments(args.lif), "LIF constant")
 
 
 def _positive_int(text: str) -> int:

@@ -201,7 +201,7 @@ def config_from_args(args) -> STDPStudyConfig:
         dataset=args.dataset, data_dir=args.data_dir, device=args.device, n_train=args.n_train, n_test=args.n_test,
         epochs=args.epochs, seed=args.seed, out=args.out, resume=args.resume, dt=args.dt, duration=args.duration,
         pool=args.pool, n_bins=args.n_bins, chunk_size=args.chunk_size,
-        stdp=STDPParams(n_neurons=args.n_neurons),
+        stdp=STDPParams(n_neurons=args.n_neurons, lif=common.lif_from_args(args)),
     )
 
 

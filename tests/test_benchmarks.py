@@ -16,3 +16,16 @@ def test_bench_bptt_tiny(tmp_path):
 
     ds = xr.load_dataset(bench_bptt.main(["--n-samples", "64", "--repeats", "1", "--out", str(tmp_path)]))
     assert (ds.epoch_seconds_per_1000 > 0).all() and ds.speedup > 0
+
+
+def test_bench_cochlea_tiny(tmp_path):
+    import pytest
+
+    from tests.test_cochlea import FSDD
+
+    if not FSDD.is_dir():
+        pytest.skip("the shared FSDD recordings are not beside the repository")
+    from studies import bench_cochlea
+
+    ds = xr.load_dataset(bench_cochlea.main(["--data-dir", str(FSDD), "--n-files", "60", "--out", str(tmp_path)]))
+    assert ds.files == 60 and ds.conversion_seconds > 0 and ds.median_spikes_per_sample > 500
