@@ -47,12 +47,12 @@ from pathlib import Path
 
 import numpy as np
 from brian2 import Network, Quantity, Synapses, TimedArray, defaultclock, mV, ms, second, volt
-from tqdm import tqdm
 
 from datasets.records import SpikeSample
 from models import devices
 from models.counting import COUNT_EQUATION, COUNT_RESET, BinnedCounter
-from models.inputs import SpikeReplay, table_values
+from models.inputs import SpikeReplay
+from models.replay_network import ChunkedReplayNetwork, stack_counts
 from models.lif import LIFParams, check_quantity, const, lif_group
 
 
@@ -144,7 +144,7 @@ def stdp_synapses(source, target, params: STDPParams, name: str = "stdp_synapses
     return syn
 
 
-class STDPNetwork:
+class STDPNetwork(ChunkedReplayNetwork):
     """The compiled network plus its learned state; one binary serves every chunk of samples.
 
     ``weights_`` is ``(n_inputs, n_neurons)`` and ``theta_`` ``(n_neurons,)``, both in volt.
@@ -191,7 +191,7 @@ class STDPNetwork:
             exc.run_regularly(
                 "theta = theta * exp(-learning * sample_duration / tau_theta)\n"
                 "w_total = learning * w_sum_target + (1 - learning) * w_total\n"
-                "v = v_rest\nI_syn = 0*volt\napost = 0",
+                "v = v_rest\nI_syn = 0*volt\napost = 0\nlastspike = -1e4*second\nnot_refractory = True",
                 dt=t_sample, when="start", order=2, name="reset_state"),
             self.replay.group.run_regularly("apre = 0", dt=t_sample, when="start", order=2, name="reset_input_traces"),
         ]
@@ -205,47 +205,26 @@ class STDPNetwork:
     def device_name(self) -> str:
         return self.compiled.device_name
 
-    def run_chunk(self, samples: list[SpikeSample], learn: bool) -> np.ndarray:
-        """Present up to ``chunk_size`` samples; returns their ``(sample, bin, neuron)`` counts."""
-        if len(samples) > self.chunk_size:
-            raise ValueError(f"a chunk holds at most {self.chunk_size} samples, got {len(samples)}")
+    def extra_run_args(self, samples: list[SpikeSample], learn: bool = False) -> dict:
         gate = np.zeros(self.chunk_size + 1)
         gate[:len(samples)] = 1.0 if learn else 0.0
-        weights = self.weights_.reshape(-1)
-        args = {
-            self.replay.table: table_values(samples, self.n_inputs, self.replay.capacity, self.sample_steps, self.dt),
+        return {
             self.gate: gate,
-            self.syn.w: weights,
+            self.syn.w: self.weights_.reshape(-1),
             self.exc.theta: self.theta_,
             self.exc.w_total: np.sum(self.weights_, axis=0),
         }
-        self.compiled.run(args)
+
+    def collect(self, n_samples: int, learn: bool = False) -> np.ndarray:
+        """The chunk's ``(sample, bin, neuron)`` counts; after learning, the new weights and thresholds."""
         if learn:
             self.weights_ = np.asarray(self.syn.w[:] / volt).reshape(self.n_inputs, -1) * volt
             self.theta_ = np.asarray(self.exc.theta[:] / volt) * volt
-        return self.counter.counts(len(samples))
+        return self.counter.counts(n_samples)
 
     def present(self, samples: list[SpikeSample], learn: bool, progress: str | None = None,
-                start_chunk: int = 0, on_chunk=None) -> np.ndarray:
-        """Present all ``samples`` chunk by chunk; ``on_chunk(index)`` runs after each chunk."""
-        chunks = [samples[i:i + self.chunk_size] for i in range(0, len(samples), self.chunk_size)]
-        out = []
-        bar = tqdm(total=len(samples), desc=progress, disable=progress is None, unit="sample",
-                   initial=min(start_chunk * self.chunk_size, len(samples)))
-        for index in range(start_chunk, len(chunks)):
-            out.append(self.run_chunk(chunks[index], learn))
-            bar.update(len(chunks[index]))
-            if on_chunk is not None:
-                on_chunk(index)
-        bar.close()
-        if not out:
-            return np.zeros((0, self.n_bins, self.params.n_neurons), dtype=np.float32)
-        return np.concatenate(out)
-
-
-def chunk_capacity(sample_sets: list[list[SpikeSample]], chunk_size: int, n_inputs: int) -> int:
-    """Replay-table rows needed for any chunk of any of the given sets (in any order)."""
-    per_sample = [np.bincount(s.units, minlength=n_inputs).max(initial=0) for samples in sample_sets for s in samples]
-    # Any chunk_size samples together: at most the sum of the largest per-sample, per-unit counts,
-    # so shuffling the order between epochs never overflows the table.
-    return max(int(np.sum(np.sort(per_sample)[::-1][:chunk_size])), 1)
+                start_chunk: int = 0, on_chunk=None, workers: int = 1) -> np.ndarray:
+        """Present all ``samples`` chunk by chunk (learning runs one chunk after the other)."""
+        parts = super().present(samples, progress=progress, workers=1 if learn else workers,
+                                start_chunk=start_chunk, on_chunk=on_chunk, learn=learn)
+        return stack_counts(parts, self.n_bins, self.params.n_neurons)

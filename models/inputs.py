@@ -88,3 +88,11 @@ def table_values(samples: list[SpikeSample], n_units: int, capacity: int,
         raise ValueError(f"a unit fires {rank.max() + 1} spikes in one run; the table holds {capacity}")
     values[rank, units] = steps
     return values
+
+
+def chunk_capacity(sample_sets: list[list[SpikeSample]], chunk_size: int, n_inputs: int) -> int:
+    """Replay-table rows needed for any chunk of any of the given sets (in any order)."""
+    per_sample = [np.bincount(s.units, minlength=n_inputs).max(initial=0) for samples in sample_sets for s in samples]
+    # Any chunk_size samples together: at most the sum of the largest per-sample, per-unit counts,
+    # so shuffling the order between epochs never overflows the table.
+    return max(int(np.sum(np.sort(per_sample)[::-1][:chunk_size])), 1)

@@ -22,7 +22,8 @@ from brian2 import ms, second
 from datasets import Preprocessing
 from datasets.records import preprocess
 from datasets.synthetic import SyntheticConfig, make_synthetic
-from learning_rules.stdp import STDPNetwork, STDPParams, chunk_capacity
+from models.inputs import chunk_capacity
+from learning_rules.stdp import STDPNetwork, STDPParams
 from models.devices import DEVICES
 from studies import common
 from studies.units import parse_quantity

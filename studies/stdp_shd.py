@@ -29,7 +29,8 @@ from sklearn.metrics import confusion_matrix
 
 from datasets import Preprocessing
 from learning_rules.readout import LabelAssignment, fit_logistic_readout, predict_readout
-from learning_rules.stdp import STDPNetwork, STDPParams, chunk_capacity
+from models.inputs import chunk_capacity
+from learning_rules.stdp import STDPNetwork, STDPParams
 from studies import common
 from studies.units import parse_quantity
 

@@ -29,3 +29,11 @@ def test_bench_cochlea_tiny(tmp_path):
 
     ds = xr.load_dataset(bench_cochlea.main(["--data-dir", str(FSDD), "--n-files", "60", "--out", str(tmp_path)]))
     assert ds.files == 60 and ds.conversion_seconds > 0 and ds.median_spikes_per_sample > 500
+
+
+def test_bench_lsm_tiny(tmp_path):
+    from studies import bench_lsm
+
+    ds = xr.load_dataset(bench_lsm.main(["--n-neurons", "50", "--n-samples", "4", "--chunk-size", "2",
+                                         "--out", str(tmp_path)]))
+    assert list(ds.workers.values) == [1, 2] and (ds.samples_per_second > 0).all()

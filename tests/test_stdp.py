@@ -8,7 +8,8 @@ from brian2 import Network, NeuronGroup, defaultclock, mV, ms, second, volt
 from datasets import Preprocessing, load_splits
 from datasets.records import SpikeSample
 from datasets.synthetic import SyntheticConfig
-from learning_rules.stdp import PRESYNAPTIC_EXTRA, PRESYNAPTIC_RESET, STDPNetwork, STDPParams, chunk_capacity, stdp_synapses
+from models.inputs import chunk_capacity
+from learning_rules.stdp import PRESYNAPTIC_EXTRA, PRESYNAPTIC_RESET, STDPNetwork, STDPParams, stdp_synapses
 from models import devices
 
 PARAMS = STDPParams(a_plus=0.01 * mV, a_minus=0.012 * mV, tau_pre=15 * ms, tau_post=30 * ms, w_max=5 * mV)
@@ -121,11 +122,11 @@ def test_study_beats_chance_and_resumes_identically(tmp_path, monkeypatch):
     calls = {"n": 0}
     original = STDPNetwork.run_chunk
 
-    def dies_midway(self, samples, learn):
+    def dies_midway(self, samples, **kwargs):
         calls["n"] += 1
         if calls["n"] == 9:  # in the second epoch's training
             raise KeyboardInterrupt
-        return original(self, samples, learn)
+        return original(self, samples, **kwargs)
 
     monkeypatch.setattr(STDPNetwork, "run_chunk", dies_midway)
     with pytest.raises(KeyboardInterrupt):

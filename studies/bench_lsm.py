@@ -1,0 +1,89 @@
+"""Benchmark: reservoir feature extraction throughput (samples/s), one and several processes.
+
+    python studies/bench_lsm.py --n-neurons 1000 --n-samples 400
+
+SHD-like input (700 channels, about 8,000 spikes per 1 s sample from the built-in generator)
+through a ``--n-neurons`` reservoir at ``--dt``; compilation is timed apart. Target (issue 9):
+14 samples/s or more for 1,000 neurons at dt = 0.1 ms on this 2-core machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+from brian2 import ms, second
+
+from datasets import Preprocessing
+from datasets.records import preprocess
+from datasets.synthetic import SyntheticConfig, make_synthetic
+from learning_rules.lsm import Liquid, ReservoirParams
+from models.devices import DEVICES
+from models.inputs import chunk_capacity
+from studies import common
+from studies.units import parse_quantity
+
+
+def run(n_neurons, n_samples, dt, device, chunk_size, workers, out: Path) -> xr.Dataset:
+    started = common.now()
+    train, _ = make_synthetic(SyntheticConfig(n_train=n_samples, n_test=1, spikes_per_burst=10.4, seed=7))
+    samples = [preprocess(s, Preprocessing(dt=dt)) for s in train.samples]
+    build_dir = Path(tempfile.mkdtemp(prefix="bench_lsm_", dir=common.build_root(out)))
+    rates = {}
+    try:
+        liquid = Liquid(ReservoirParams(n_neurons=n_neurons), 700, sample_duration=1 * second, dt=dt,
+                        chunk_size=chunk_size, capacity=chunk_capacity([samples], chunk_size, 700), n_bins=10,
+                        device_name=device, build_dir=build_dir)
+        t0 = time.perf_counter()
+        liquid.compiled.build()
+        build_seconds = time.perf_counter() - t0
+        for n in sorted({1, workers}):
+            t0 = time.perf_counter()
+            counts = liquid.responses(samples, progress=f"reservoir, {n} process(es)", workers=n)["counts"]
+            rates[n] = n_samples / (time.perf_counter() - t0)
+    finally:
+        shutil.rmtree(build_dir, ignore_errors=True)
+    ds = xr.Dataset(
+        {
+            "samples_per_second": ("workers", [rates[n] for n in sorted(rates)],
+                                   {"units": "1/s", "long_name": "reservoir samples simulated per second"}),
+            "reservoir_rate": common.scalar(counts.sum() / n_samples / n_neurons, "Hz", "mean reservoir firing rate"),
+            "input_spikes_per_sample": common.scalar(np.mean([len(s.units) for s in samples]), "1", "input spikes per sample"),
+            "build_seconds": common.scalar(build_seconds, "s", "code generation and compilation"),
+            **common.memory_vars(),
+        },
+        coords={"workers": sorted(rates)},
+    )
+    ds.attrs.update(benchmark="lsm_feature_extraction", device=device, n_neurons=n_neurons, n_samples=n_samples,
+                    dt=str(dt), chunk_size=chunk_size, git_commit=common.git_commit(),
+                    package_versions=common.package_versions(), start_time=started, end_time=common.now())
+    return ds
+
+
+def main(argv=None) -> Path:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--n-neurons", type=int, default=1000, help="reservoir neurons")
+    parser.add_argument("--n-samples", type=int, default=400, help="samples timed")
+    parser.add_argument("--dt", type=parse_quantity(second), default=0.1 * ms, help="simulation time step")
+    parser.add_argument("--device", choices=DEVICES, default="cpp_standalone", help="Brian2 device")
+    parser.add_argument("--chunk-size", type=int, default=50, help="samples per run of the binary")
+    parser.add_argument("--workers", type=int, default=2, help="processes in the parallel measurement")
+    parser.add_argument("--out", type=Path, default=Path("results"), help="folder for the results file")
+    args = parser.parse_args(argv)
+    ds = run(args.n_neurons, args.n_samples, args.dt, args.device, min(args.chunk_size, args.n_samples),
+             args.workers, args.out)
+    path = common.write_atomic_netcdf(ds, Path(args.out) / "bench_lsm.nc")
+    print(", ".join(f"{int(w)} process(es): {r:.1f} samples/s" for w, r in zip(ds.workers.values, ds.samples_per_second.values))
+          + f" (reservoir at {float(ds.reservoir_rate):.1f} Hz)")
+    print(f"results: {path}")
+    return path
+
+
+if __name__ == "__main__":
+    common.run_main(main)

@@ -1,0 +1,114 @@
+"""The liquid state machine: no leakage between samples, features, devices, readouts, the study."""
+
+import numpy as np
+import pytest
+import xarray as xr
+from brian2 import ms, second
+
+from datasets import Preprocessing, load_splits
+from datasets.synthetic import SyntheticConfig
+from learning_rules.lsm import Liquid, ReservoirParams, reservoir_connectivity
+from learning_rules.spike_time_readout import SpikeTimeOFRReadout, filtered_trains, orthogonal_forward_selection
+from models import devices
+from models.inputs import chunk_capacity
+
+SMALL = SyntheticConfig(n_channels=40, n_classes=3, n_train=10, n_test=3, duration=200 * ms, margin=20 * ms)
+
+
+def _liquid(device, build_dir, samples, chunk_size=3, **kwargs):
+    params = ReservoirParams(n_neurons=60, p_input=0.3, weight_scale=1.5)
+    return Liquid(params, 40, sample_duration=200 * ms, dt=0.1 * ms, chunk_size=chunk_size,
+                  capacity=chunk_capacity([samples], chunk_size, 40), n_bins=4, device_name=device,
+                  build_dir=build_dir, seed=2, **kwargs)
+
+
+def _samples():
+    return load_splits("synthetic", synthetic=SMALL, preprocessing=Preprocessing(duration=200 * ms, dt=0.1 * ms),
+                       val_fraction=0.2).train.samples
+
+
+def test_response_does_not_depend_on_position_and_counts_match_spike_monitor(build_dir):
+    samples = _samples()[:3]
+    liquid = _liquid("cpp_standalone", build_dir, samples, record_spikes=True)
+    first = liquid.run_chunk(samples)
+    second_ = liquid.run_chunk([samples[2], samples[0], samples[1]])
+    assert first["counts"].sum() > 0, "the reservoir must fire for this test to mean anything"
+    np.testing.assert_array_equal(first["counts"][0], second_["counts"][1])
+    np.testing.assert_array_equal(first["counts"][2], second_["counts"][0])
+    for counts, (units, times) in zip(first["counts"], first["spikes"]):
+        bins = np.minimum((times / 0.05).astype(int), 3)
+        from_monitor = np.zeros((4, 60))
+        np.add.at(from_monitor, (bins, units), 1)
+        np.testing.assert_array_equal(counts, from_monitor)
+    devices.reset_brian()
+
+
+def test_runtime_and_cpp_standalone_agree(tmp_path):
+    samples = _samples()[:2]
+    out = []
+    for device in ("runtime", "cpp_standalone"):
+        out.append(_liquid(device, tmp_path / device, samples, chunk_size=2).run_chunk(samples)["counts"])
+        devices.reset_brian()
+    assert out[0].sum() > 0
+    np.testing.assert_array_equal(out[0], out[1])
+
+
+def test_parallel_workers_give_the_serial_result(build_dir):
+    samples = _samples()[:6]
+    liquid = _liquid("cpp_standalone", build_dir, samples, chunk_size=2)
+    serial = liquid.responses(samples, workers=1)["counts"]
+    parallel = liquid.responses(samples, workers=2)["counts"]
+    np.testing.assert_array_equal(serial, parallel)
+    devices.reset_brian()
+
+
+def test_weight_scale_moves_the_regime():
+    rng = np.random.default_rng(0)
+    _, _, w1 = reservoir_connectivity(ReservoirParams(n_neurons=100), rng)
+    rng = np.random.default_rng(0)
+    _, _, w2 = reservoir_connectivity(ReservoirParams(n_neurons=100, weight_scale=2.0), rng)
+    np.testing.assert_allclose(np.asarray(w2), 2 * np.asarray(w1))
+    pre, post, _ = reservoir_connectivity(ReservoirParams(n_neurons=125, connectivity="distance"), np.random.default_rng(1))
+    assert len(pre) > 0 and not np.any(pre == post)
+
+
+def test_orthogonal_forward_regression_finds_the_neurons_that_make_the_target():
+    rng = np.random.default_rng(4)
+    trains = np.stack([filtered_trains(rng.integers(0, 30, 200), rng.uniform(0, 1, 200), 30, 200, 0.005, 0.01)
+                       for _ in range(20)])  # (sample, neuron, grid)
+    x = trains.transpose(1, 0, 2).reshape(30, -1)
+    target = x[3] + 0.5 * x[17] + 0.25 * x[8]
+    order, err = orthogonal_forward_selection(x @ x.T, x @ target, float(target @ target), 5)
+    assert list(order[:3]) == [3, 17, 8]
+    assert err[:3].sum() == pytest.approx(1.0, abs=1e-9) and err[3] < 1e-9
+
+
+def test_spike_time_readout_picks_the_neuron_whose_timing_holds_the_class():
+    rng = np.random.default_rng(7)
+    X, y = [], []
+    for k in range(80):
+        label = k % 2
+        units = rng.integers(0, 20, 100)
+        times = rng.uniform(0, 1, 100)
+        # neuron 5 fires the same number of spikes in both classes, early for 0, late for 1
+        burst = rng.uniform(0.1, 0.3, 8) + 0.5 * label
+        X.append((np.concatenate([units, np.full(8, 5)]), np.concatenate([times, burst])))
+        y.append(label)
+    readout = SpikeTimeOFRReadout(20, n_select=3, n_target_bins=4).fit(X[:60], y[:60])
+    assert readout.order_[0] == 5
+    readout.choose_n_select(X[60:70], y[60:70])
+    assert readout.score(X[70:], y[70:]) == 1.0
+
+
+@pytest.mark.slow
+def test_study_beats_chance_and_chooses_without_the_test_set(tmp_path):
+    from studies import lsm_shd
+
+    base = ["--dataset", "synthetic", "--n-train", "200", "--n-neurons", "200", "--chunk-size", "50"]
+    a = xr.load_dataset(lsm_shd.main(base + ["--n-test", "80", "--out", str(tmp_path / "a")]))
+    b = xr.load_dataset(lsm_shd.main(base + ["--n-test", "40", "--out", str(tmp_path / "b")]))
+    assert a.test_accuracy > 2.5 / 20 and a.test_accuracy_spike_time > 2.5 / 20
+    # A different test set changes nothing that was chosen: choices see train and validation only.
+    for name in ("readout_C", "val_accuracy", "val_accuracy_spike_time", "neurons_used_spike_time", "val_accuracy_control"):
+        np.testing.assert_array_equal(a[name].values, b[name].values)
+    assert a.attrs["n_test"] == 80 and b.attrs["n_test"] == 40
