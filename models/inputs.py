@@ -34,7 +34,7 @@ class SpikeReplay:
 
     @classmethod
     def create(cls, n_units: int, capacity: int, name: str = "spike_input", *, extra_equations: str = "",
-               extra_reset: str = "") -> "SpikeReplay":
+               extra_reset: str = "", namespace: dict | None = None) -> "SpikeReplay":
         """``extra_equations``/``extra_reset`` add state to the input units (presynaptic traces)."""
         values = np.full((capacity + 1, n_units), NEVER)
         table = TimedArray(values, dt=1 * second, name=f"{name}_table")
@@ -45,7 +45,7 @@ class SpikeReplay:
             reset="k += 1\n" + extra_reset,
             method="exact",
             name=name,
-            namespace={table.name: table},
+            namespace={table.name: table, **(namespace or {})},
         )
         return cls(group=group, table=table, capacity=capacity)
 
