@@ -1,0 +1,105 @@
+"""e-prop: the gradient against autograd BPTT, alignment with recurrence, learning, the study."""
+
+import numpy as np
+import pytest
+import torch
+import xarray as xr
+from brian2 import mV, ms, second
+
+from datasets import Preprocessing, load_splits, to_dense
+from datasets.records import SpikeSample, preprocess
+from datasets.synthetic import SyntheticConfig
+from learning_rules.eprop import EPropNetwork, EPropParams
+from models import devices
+from models.inputs import chunk_capacity
+from models.lif_torch import lif_constants, readout_kernel, run_lif
+
+N_IN, N_OUT, STEPS = 12, 3, 120
+
+
+def _gradients(build_dir, recurrent, seed=3, device="cpp_standalone"):
+    """e-prop's gradient from Brian2 and autograd's BPTT gradient of the same PyTorch network (float64)."""
+    rng = np.random.default_rng(0)
+    raw = SpikeSample(rng.integers(0, N_IN, 300), rng.uniform(0, 0.12, 300) * second, 1)
+    sample = preprocess(raw, Preprocessing(duration=STEPS * ms, dt=1 * ms))
+    params = EPropParams(n_hidden=6, recurrent=recurrent, weight_scale=15.0)
+    net = EPropNetwork(params, N_IN, N_OUT, sample_duration=STEPS * ms, chunk_size=1, capacity=400,
+                       device_name=device, build_dir=build_dir, seed=seed)
+    eprop = net.gradient(sample)
+    devices.reset_brian()
+    names = ["in", "out"] + (["rec"] if recurrent else [])
+    weights = {k: torch.tensor(net.state_[f"w_{k}"] * 1e3, dtype=torch.float64, requires_grad=True) for k in names}
+    x = torch.tensor(to_dense([sample], N_IN, STEPS, 1 * ms), dtype=torch.float64)
+    spikes = run_lif(x, weights["in"], params.lif, 1 * ms, weights.get("rec"))  # reset kept out of the gradient
+    assert spikes.sum() > 10, "the hidden layer must spike for the comparison to mean anything"
+    kernel = readout_kernel(lif_constants(params.lif, 1 * ms), STEPS, torch.float64)
+    logits = torch.einsum("ts,bso->bto", kernel, spikes @ weights["out"]) / float(params.lif.v_threshold / mV)
+    loss = torch.nn.functional.cross_entropy(logits[0], torch.full((STEPS,), 1), reduction="sum")
+    loss.backward()
+    bptt = {k: w.grad.numpy() * 1e3 for k, w in weights.items()}  # per volt, as e-prop's
+    return eprop, bptt
+
+
+def test_eprop_equals_bptt_without_recurrence(build_dir):
+    eprop, bptt = _gradients(build_dir, recurrent=False)
+    for name in ("in", "out"):
+        error = np.abs(eprop[name] - bptt[name]).max() / np.abs(bptt[name]).max()
+        assert error < 1e-6, f"{name}: relative error {error}"
+
+
+def test_eprop_aligns_with_bptt_with_recurrence(build_dir):
+    """With recurrence e-prop drops every gradient path through another neuron's spikes (Bellec et
+    al. 2020, eq. 4 vs eq. 1). Recurrent weights start at half the input scale, so those paths are
+    smaller than the direct ones but not negligible: this configuration measured a cosine of 0.92
+    for input and recurrent weights. A bound of 0.8 fails a broken trace (a missing reset or
+    filter drops the cosine far lower) without failing on the approximation itself."""
+    eprop, bptt = _gradients(build_dir, recurrent=True)
+    np.testing.assert_allclose(eprop["out"], bptt["out"], rtol=1e-6, atol=1e-9 * np.abs(bptt["out"]).max())
+    for name in ("in", "rec"):
+        cosine = np.sum(eprop[name] * bptt[name]) / np.linalg.norm(eprop[name]) / np.linalg.norm(bptt[name])
+        assert cosine > 0.8, f"{name}: cosine {cosine}"
+
+
+def _train(build_dir, learning_rate, epochs=3):
+    config = SyntheticConfig(n_channels=100, n_classes=4, n_train=200, n_test=20, duration=300 * ms, margin=20 * ms)
+    splits = load_splits("synthetic", synthetic=config, preprocessing=Preprocessing(duration=300 * ms, dt=1 * ms))
+    params = EPropParams(n_hidden=32, learning_rate=learning_rate, weight_scale=15.0)
+    net = EPropNetwork(params, 100, 4, sample_duration=300 * ms, chunk_size=60,
+                       capacity=chunk_capacity([splits.train.samples], 60, 100), device_name="cpp_standalone",
+                       build_dir=build_dir)
+    losses = [net.present(splits.train.samples, learn=True)["loss"].mean() for _ in range(epochs)]
+    devices.reset_brian()
+    return losses
+
+
+def test_loss_falls_and_rises_when_the_update_is_flipped(tmp_path):
+    falling = _train(tmp_path / "a", 0.05 * mV)
+    rising = _train(tmp_path / "b", -0.05 * mV)
+    assert falling[-1] < 0.8 * falling[0], f"e-prop should lower the loss: {falling}"
+    assert rising[-1] > 1.2 * rising[0], f"the flipped update should raise it: {rising}"
+
+
+@pytest.mark.slow
+def test_study_runs_and_resumes_identically(tmp_path, monkeypatch):
+    from studies import eprop_shd
+
+    argv = ["--dataset", "synthetic", "--n-train", "60", "--n-test", "20", "--epochs", "2", "--n-hidden", "16",
+            "--duration", "300ms", "--chunk-size", "20"]
+    whole = xr.load_dataset(eprop_shd.main(argv + ["--out", str(tmp_path / "a")]))
+    assert whole.sizes["epoch"] == 2 and whole.synaptic_operations_per_sample > 0
+    calls = {"n": 0}
+    original = EPropNetwork.run_chunk
+
+    def dies(self, samples, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 5:  # second epoch, second chunk
+            raise KeyboardInterrupt
+        return original(self, samples, **kwargs)
+
+    monkeypatch.setattr(EPropNetwork, "run_chunk", dies)
+    with pytest.raises(KeyboardInterrupt):
+        eprop_shd.main(argv + ["--out", str(tmp_path / "b")])
+    monkeypatch.setattr(EPropNetwork, "run_chunk", original)
+    resumed = xr.load_dataset(eprop_shd.main(argv + ["--out", str(tmp_path / "b"), "--resume"]))
+    for name in ("train_loss", "val_accuracy", "test_accuracy", "test_prediction"):
+        np.testing.assert_array_equal(whole[name].values, resumed[name].values)
