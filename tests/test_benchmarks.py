@@ -37,3 +37,12 @@ def test_bench_lsm_tiny(tmp_path):
     ds = xr.load_dataset(bench_lsm.main(["--n-neurons", "50", "--n-samples", "4", "--chunk-size", "2",
                                          "--out", str(tmp_path)]))
     assert list(ds.workers.values) == [1, 2] and (ds.samples_per_second > 0).all()
+
+
+def test_bench_eprop_tiny(tmp_path):
+    from studies import bench_eprop
+
+    ds = xr.load_dataset(bench_eprop.main(["--n-samples", "2", "--lengths", "50", "400", "--out", str(tmp_path)]))
+    assert list(ds.implementation.values) == ["ours", "nest"] and (ds.seconds_per_sample > 0).all()
+    assert ds.bptt_peak_memory[1] > ds.bptt_peak_memory[0], "BPTT keeps more for longer sequences"
+    assert ds.eprop_peak_memory[1] < 1.5 * ds.eprop_peak_memory[0] + 5, "e-prop's memory should not grow"
