@@ -96,16 +96,117 @@ def plot_spike_histogram(ds: xr.Dataset, ax=None):
     return ax
 
 
+def _rule_summary(ds: xr.Dataset, name: str):
+    from analysis.stats import mean_ci
+
+    rows = [mean_ci(ds[name].sel(rule=r).values) for r in ds.rule.values]
+    mean = np.array([r[0] for r in rows])
+    low = np.array([r[1] for r in rows])
+    high = np.array([r[2] for r in rows])
+    err = np.vstack([np.nan_to_num(mean - low), np.nan_to_num(high - mean)])
+    return mean, err
+
+
+def plot_accuracy_by_rule(ds: xr.Dataset, ax=None):
+    """Test accuracy of each rule: mean over seeds with its 95% interval."""
+    ax = _axes(ax)
+    mean, err = _rule_summary(ds, "test_accuracy")
+    ax.bar(ds.rule.values, mean, yerr=err, capsize=4, color=[f"C{i}" for i in range(len(mean))])
+    ax.axhline(1 / ds.attrs.get("n_classes", 1), color="grey", ls=":", lw=0.8, label="chance")
+    ax.set_ylabel(f"{label(ds.test_accuracy)} (mean, 95% interval)")
+    ax.set_xlabel("rule")
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize="small")
+    ax.set_title(f"{ds.attrs.get('dataset', '')}, {ds.sizes['seed']} seed(s)")
+    return ax
+
+
+def plot_accuracy_vs_cost(ds: xr.Dataset, ax=None, cost: str = "synaptic_operations_per_sample"):
+    """Accuracy against the cost of one inference (synaptic events or energy), log scale."""
+    ax = _axes(ax)
+    acc, acc_err = _rule_summary(ds, "test_accuracy")
+    x, x_err = _rule_summary(ds, cost)
+    for i, rule in enumerate(ds.rule.values):
+        if np.isfinite(x[i]) and x[i] > 0:
+            ax.errorbar(x[i], acc[i], yerr=acc_err[:, i:i + 1], xerr=x_err[:, i:i + 1], fmt="o", color=f"C{i}",
+                        label=str(rule), capsize=3)
+    ax.set_xscale("log")
+    ax.set_xlabel(label(ds[cost]))
+    ax.set_ylabel(f"{label(ds.test_accuracy)} (95% interval)")
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize="small")
+    return ax
+
+
+def plot_learning_curves(ds: xr.Dataset, ax=None):
+    """Validation accuracy per epoch of each rule (mean over seeds)."""
+    ax = _axes(ax)
+    for i, rule in enumerate(ds.rule.values):
+        values = ds.val_accuracy.sel(rule=rule).values
+        counted = np.sum(np.isfinite(values), axis=0)
+        curve = np.where(counted > 0, np.nansum(values, axis=0) / np.maximum(counted, 1), np.nan)
+        keep = np.isfinite(curve)
+        ax.plot(ds.epoch.values[keep], curve[keep], marker="o", color=f"C{i}", label=str(rule))
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(label(ds.val_accuracy))
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize="small")
+    return ax
+
+
+def plot_memory_vs_length(ds: xr.Dataset, ax=None):
+    """Peak memory of e-prop and BPTT against sequence length (bench_eprop results)."""
+    ax = _axes(ax)
+    for name in ("eprop_peak_memory", "bptt_peak_memory"):
+        ax.plot(ds.sequence_steps, ds[name], marker="o", label=ds[name].attrs.get("long_name", name))
+    ax.set_xlabel("sequence length (time steps of 1 ms)")
+    ax.set_ylabel("memory (MiB)")
+    ax.legend(fontsize="small")
+    return ax
+
+
+def plot_scan_heatmap(ds: xr.Dataset, ax=None, variable: str = "test_accuracy"):
+    """A scan's result over its first two parameters (mean over seeds and any further ones)."""
+    ax = _axes(ax)
+    params = [d for d in ds[variable].dims if d != "seed"]
+    values = ds[variable].mean(dim=[d for d in ds[variable].dims if d not in params[:2]])
+    if len(params) == 1:
+        ax.plot(ds[params[0]].values, values.values, marker="o")
+        ax.set_xlabel(params[0])
+        ax.set_ylabel(label(ds[variable]))
+        return ax
+    image = ax.imshow(values.transpose(params[1], params[0]).values, origin="lower", aspect="auto", cmap="viridis")
+    ax.set_xticks(range(ds.sizes[params[0]]), [str(v) for v in ds[params[0]].values])
+    ax.set_yticks(range(ds.sizes[params[1]]), [str(v) for v in ds[params[1]].values])
+    ax.set_xlabel(params[0])
+    ax.set_ylabel(params[1])
+    ax.figure.colorbar(image, ax=ax, label=label(ds[variable]))
+    return ax
+
+
 #: Which plots apply to a results file: (name, function, variables it needs).
 PLOTS = (
-    ("learning_curve", plot_learning_curve, ("val_accuracy",)),
+    ("accuracy_by_rule", plot_accuracy_by_rule, ("rule", "seed", "test_accuracy")),
+    ("accuracy_vs_synops", plot_accuracy_vs_cost, ("rule", "synaptic_operations_per_sample")),
+    ("learning_curves", plot_learning_curves, ("rule", "val_accuracy")),
+    ("memory_vs_length", plot_memory_vs_length, ("sequence_steps", "eprop_peak_memory")),
+    ("scan", plot_scan_heatmap, ("scan_parameters",)),
+    ("learning_curve", plot_learning_curve, ("val_accuracy", "epoch")),
     ("confusion", plot_confusion, ("confusion",)),
     ("raster", plot_raster, ("raster_time", "raster_unit", "raster_class")),
     ("channel_rates", plot_channel_rates, ("channel_rate",)),
-    ("spikes_per_sample", plot_spike_histogram, ("spikes_per_sample",)),
+    ("spikes_per_sample", plot_spike_histogram, ("spikes_per_sample", "active_channels")),
 )
 
 
 def applicable(ds: xr.Dataset):
     """The plots whose variables this file has (as arrays, not scalars)."""
-    return [(name, fn) for name, fn, needs in PLOTS if all(n in ds and ds[n].ndim >= 1 for n in needs)]
+    def has(name):
+        if name == "scan_parameters":
+            return bool(ds.attrs.get("scan_parameters"))
+        return name in ds.variables and (ds[name].ndim >= 1 or name in ds.dims)
+
+    found = [(name, fn) for name, fn, needs in PLOTS if all(has(n) for n in needs)]
+    if "rule" in ds.dims:  # a comparison: its per-rule plots replace the single-run ones
+        found = [(n, f) for n, f in found if n not in ("learning_curve", "confusion")]
+    return found

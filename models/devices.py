@@ -126,6 +126,38 @@ def reset_brian() -> None:
     defaultclock.dt = 0.1 * ms
 
 
+class _PeakChildMemory:
+    """Polls the resident memory of this process's children (the simulator binary) while active."""
+
+    def __init__(self, interval: float = 0.01):
+        self.interval, self.peak_mib = interval, 0.0
+
+    def __enter__(self):
+        import threading
+
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+        return self
+
+    def _watch(self):
+        import psutil
+
+        me = psutil.Process()
+        while not self._stop.is_set():
+            for child in me.children(recursive=True):
+                try:
+                    self.peak_mib = max(self.peak_mib, child.memory_info().rss / 2 ** 20)
+                except psutil.Error:
+                    pass
+            self._stop.wait(self.interval)
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        return False
+
+
 class CompiledNetwork:
     """A Brian2 network that is built once and run many times with new ``run_args``.
 
@@ -143,6 +175,7 @@ class CompiledNetwork:
         self.build_dir = Path(build_dir)
         self.compile_only = compile_only
         self.build_seconds = 0.0
+        self.peak_binary_memory = 0.0  # MiB, largest resident memory seen of the simulator binary
         self._built = False
         if self.device_name == "runtime":
             network.store("initial")
@@ -185,12 +218,14 @@ class CompiledNetwork:
                 f"{self.device_name} was built compile-only (no GPU here); the binary in "
                 f"{self.build_dir} cannot run on this machine"
             )
-        device.run(
-            directory=str(self.build_dir),
-            results_directory=results_subdir or "results",
-            with_output=False,
-            run_args=run_args,
-        )
+        with _PeakChildMemory() as watch:
+            device.run(
+                directory=str(self.build_dir),
+                results_directory=results_subdir or "results",
+                with_output=False,
+                run_args=run_args,
+            )
+        self.peak_binary_memory = max(self.peak_binary_memory, watch.peak_mib)
         # Each distinct run_args array is written to static_arrays/ once; drop them so long
         # studies do not fill the disk.
         for name in device.run_args_arrays:

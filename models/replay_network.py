@@ -23,7 +23,8 @@ _ACTIVE = None  # the network a forked worker runs (set just before the pool for
 
 def _run_in_worker(job):
     index, samples, kwargs = job
-    return index, _ACTIVE.run_chunk(samples, results_subdir=f"results_{os.getpid()}", **kwargs)
+    result = _ACTIVE.run_chunk(samples, results_subdir=f"results_{os.getpid()}", **kwargs)
+    return index, result, _ACTIVE.compiled.peak_binary_memory
 
 
 class ChunkedReplayNetwork:
@@ -68,8 +69,9 @@ class ChunkedReplayNetwork:
             _ACTIVE = self
             jobs = [(i, chunks[i], kwargs) for i in pending]
             with multiprocessing.get_context("fork").Pool(min(workers, len(jobs))) as pool:
-                for index, result in pool.imap(_run_in_worker, jobs):
+                for index, result, peak_mib in pool.imap(_run_in_worker, jobs):
                     results[index] = result
+                    self.compiled.peak_binary_memory = max(self.compiled.peak_binary_memory, peak_mib)
                     bar.update(len(chunks[index]))
                     if on_chunk is not None:
                         on_chunk(index)

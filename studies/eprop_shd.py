@@ -126,6 +126,7 @@ def run(config: EPropStudyConfig) -> xr.Dataset:
         net.state_ = {k: v for k, v in best.items() if k != "epoch"}
         test = net.present(splits.test.samples, learn=False, progress="test", workers=config.workers)
         build_seconds = net.compiled.build_seconds
+        binary_mib = net.compiled.peak_binary_memory
     finally:
         shutil.rmtree(build_dir, ignore_errors=True)
 
@@ -152,7 +153,7 @@ def run(config: EPropStudyConfig) -> xr.Dataset:
             "train_seconds": common.scalar(train_time, "s", "training wall time (all epochs, with validation)"),
             "build_seconds": common.scalar(build_seconds, "s", "code generation and compilation"),
             "wall_seconds": common.scalar(time.perf_counter() - t_start, "s", "wall time of this invocation"),
-            **common.memory_vars(),
+            **common.memory_vars(binary_mib),
             "confusion": (("true_class", "predicted_class"), confusion_matrix(y_test, predicted, labels=np.arange(n_classes)),
                           {"units": "1", "long_name": "test confusion matrix"}),
             "test_prediction": ("test_sample", predicted, {"units": "1", "long_name": "predicted test class"}),

@@ -106,10 +106,12 @@ def run(config: LSMStudyConfig) -> xr.Dataset:
                 arrays.update(zip(("sizes", "units", "times"), _pack_spikes(responses[name]["spikes"])))
             common.save_checkpoint(path, **arrays)
         build_seconds = liquid.compiled.build_seconds
+        binary_mib = liquid.compiled.peak_binary_memory
         synops = liquid.synaptic_operations(splits.test.samples, responses["test"]["counts"])
     finally:
         shutil.rmtree(build_dir, ignore_errors=True)
 
+    t_readout = time.perf_counter()
     labels = {name: d.labels for name, d in sets.items()}
     feats = {name: r["counts"].reshape(len(r["counts"]), -1) for name, r in responses.items()}
     logistic = fit_logistic_readout(feats["train"], labels["train"], feats["val"], labels["val"], seed=config.seed)
@@ -137,6 +139,7 @@ def run(config: LSMStudyConfig) -> xr.Dataset:
             "val_accuracy_spike_time": ("n_selected", list(scores.values()), {"units": "1", "long_name": "validation accuracy of the spike-time readout"}),
             "selection_order": ("rank", ofr.order_, {"units": "1", "long_name": "reservoir neurons in the order orthogonal forward regression chose them"}),
         })
+    readout_seconds = time.perf_counter() - t_readout
     counts_test = responses["test"]["counts"]
     rates = counts_test.sum(axis=1).mean(axis=0) / float(config.duration / second)
     input_spikes = float(np.mean([len(s.units) for s in splits.test.samples]))
@@ -149,11 +152,13 @@ def run(config: LSMStudyConfig) -> xr.Dataset:
         "silent_fraction": common.scalar(float(np.mean(rates == 0)), "1", "fraction of reservoir neurons silent on the test set"),
         "trainable_parameters": common.scalar(n_res * config.n_bins * n_classes + n_classes, "1", "readout weights (the reservoir is fixed)"),
         "extraction_seconds": common.scalar(extraction, "s", "wall time simulating all splits"),
+        "train_seconds": common.scalar(seconds["train"] + seconds["val"] + readout_seconds, "s",
+                                       "training wall time: simulating train and validation, fitting and choosing readouts"),
         "samples_per_second": common.scalar(sum(len(d) for d in sets.values()) / max(extraction, 1e-9), "1/s",
                                             f"reservoir simulation throughput with {config.workers} processes"),
         "build_seconds": common.scalar(build_seconds, "s", "code generation and compilation"),
         "wall_seconds": common.scalar(time.perf_counter() - t_start, "s", "wall time of this invocation"),
-        **common.memory_vars(),
+        **common.memory_vars(binary_mib),
         "confusion": (("true_class", "predicted_class"), confusion_matrix(labels["test"], predicted, labels=np.arange(n_classes)),
                       {"units": "1", "long_name": "test confusion matrix, logistic readout"}),
         "test_counts": (("test_sample", "time_bin", "neuron"), counts_test[:20],

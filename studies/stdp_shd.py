@@ -132,6 +132,7 @@ def run(config: STDPStudyConfig) -> xr.Dataset:
         test_logistic = float(np.mean(predicted == y_test))
         test_assign = assign.score(test.sum(axis=1), y_test)
         build_seconds = net.compiled.build_seconds
+        binary_mib = net.compiled.peak_binary_memory
     finally:
         shutil.rmtree(build_dir, ignore_errors=True)
 
@@ -164,7 +165,7 @@ def run(config: STDPStudyConfig) -> xr.Dataset:
                 "training throughput including response extraction"),
             "build_seconds": common.scalar(build_seconds, "s", "code generation and compilation"),
             "wall_seconds": common.scalar(elapsed_total(t_start), "s", "wall time of this invocation"),
-            **common.memory_vars(),
+            **common.memory_vars(binary_mib),
             "confusion": (("true_class", "predicted_class"),
                           confusion_matrix(y_test, predicted, labels=np.arange(n_classes)),
                           {"units": "1", "long_name": "test confusion matrix, logistic readout"}),

@@ -1,0 +1,121 @@
+"""Analysis: plots from small results files, intervals, synaptic-operation counts, the report end to end."""
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from analysis import plots
+from analysis.stats import mean_ci
+
+
+def _compare_ds():
+    rules, seeds = ["stdp", "bptt", "counts"], [0, 1, 2]
+    rng = np.random.default_rng(0)
+    acc = rng.uniform(0.3, 0.9, (3, 3))
+    ds = xr.Dataset({
+        "test_accuracy": (("rule", "seed"), acc, {"units": "1", "long_name": "test accuracy"}),
+        "synaptic_operations_per_sample": (("rule", "seed"), rng.uniform(1e4, 1e6, (3, 3)),
+                                           {"units": "1", "long_name": "synaptic events per inference"}),
+        "val_accuracy": (("rule", "seed", "epoch"), rng.uniform(0, 1, (3, 3, 4)), {"units": "1", "long_name": "validation accuracy"}),
+    }, coords={"rule": rules, "seed": seeds, "epoch": [1, 2, 3, 4]})
+    ds.attrs.update(n_classes=10, dataset="synthetic")
+    return ds
+
+
+def _single_ds():
+    return xr.Dataset({
+        "val_accuracy": ("epoch", [0.2, 0.5, 0.4], {"units": "1", "long_name": "validation accuracy"}),
+        "train_accuracy": ("epoch", [0.3, 0.6, 0.7], {"units": "1", "long_name": "training accuracy"}),
+        "best_epoch": ((), 2, {"units": "1", "long_name": "epoch chosen"}),
+        "confusion": (("true_class", "predicted_class"), np.eye(4, dtype=int) * 5, {"units": "1", "long_name": "test confusion matrix"}),
+    }, coords={"epoch": [1, 2, 3]}, attrs={"rule": "bptt", "dataset": "synthetic"})
+
+
+def _summary_ds():
+    return xr.Dataset({
+        "spikes_per_sample": ("sample", [100.0, 200.0, 150.0], {"units": "1", "long_name": "spikes per training sample"}),
+        "active_channels": ("sample", [10.0, 20.0, 15.0], {"units": "1", "long_name": "active channels"}),
+        "channel_rate": ("channel", np.arange(5.0), {"units": "Hz", "long_name": "rate per channel"}),
+        "raster_unit": ("spike", [0, 1, 2, 3], {"units": "1", "long_name": "channel"}),
+        "raster_time": ("spike", [0.1, 0.2, 0.1, 0.3], {"units": "s", "long_name": "time"}),
+        "raster_class": ("spike", [0, 0, 1, 1], {"units": "1", "long_name": "class"}),
+    }, coords={"channel": np.arange(5)}, attrs={"dataset": "fsdd"})
+
+
+def _bench_ds():
+    return xr.Dataset({
+        "eprop_peak_memory": ("sequence_steps", [15.0, 15.2], {"units": "MiB", "long_name": "e-prop"}),
+        "bptt_peak_memory": ("sequence_steps", [18.0, 175.0], {"units": "MiB", "long_name": "BPTT"}),
+    }, coords={"sequence_steps": [100, 1000]}, attrs={"benchmark": "eprop_speed_memory"})
+
+
+def _scan_ds():
+    ds = xr.Dataset({"test_accuracy": (("tau_mem", "v_threshold", "seed"), np.random.default_rng(1).uniform(0, 1, (3, 2, 2)),
+                                       {"units": "1", "long_name": "test accuracy"})},
+                    coords={"tau_mem": ["10. ms", "20. ms", "40. ms"], "v_threshold": ["10. mV", "15. mV"], "seed": [0, 1]})
+    ds.attrs["scan_parameters"] = "tau_mem,v_threshold"
+    return ds
+
+
+@pytest.mark.parametrize("make, expected", [
+    (_compare_ds, {"accuracy_by_rule", "accuracy_vs_synops", "learning_curves"}),
+    (_single_ds, {"learning_curve", "confusion"}),
+    (_summary_ds, {"raster", "channel_rates", "spikes_per_sample"}),
+    (_bench_ds, {"memory_vs_length"}),
+    (_scan_ds, {"scan"}),
+])
+def test_every_plot_builds_with_labelled_axes(make, expected):
+    ds = make()
+    found = dict(plots.applicable(ds))
+    assert set(found) == expected
+    for name, plot in found.items():
+        ax = plot(ds)
+        assert ax.get_xlabel() and ax.get_ylabel(), f"{name} needs labelled axes"
+        plots.plt.close(ax.figure)
+
+
+def test_interval_of_the_mean():
+    mean, low, high = mean_ci([1.0, 2.0, 3.0])
+    half = 4.302652729911275 / np.sqrt(3)  # t(0.975, 2) * s / sqrt(n), s = 1
+    assert mean == 2.0 and low == pytest.approx(2 - half) and high == pytest.approx(2 + half)
+    assert np.isnan(mean_ci([0.5])[1]) and mean_ci([0.5])[0] == 0.5
+    assert mean_ci([1.0, np.nan, 3.0])[0] == 2.0
+
+
+def test_synaptic_operations_counted_by_hand():
+    """Reservoir of 3 neurons: 0 -> 1, 0 -> 2, 2 -> 1; input channel 0 -> neurons 0 and 1, channel 1 -> neuron 2.
+    One sample with input spikes on channels 0, 0, 1 and reservoir spikes 2 x neuron 0, 1 x neuron 2:
+    input events 2 + 2 + 1 = 5, recurrent events 2 x 2 + 1 x 1 = 5, so 10 in all."""
+    from brian2 import second
+
+    from datasets.records import SpikeSample
+    from learning_rules.lsm import Liquid
+
+    liquid = object.__new__(Liquid)
+    liquid.out_degree_ = np.bincount([0, 0, 2], minlength=3)
+    liquid.input_out_degree_ = np.bincount([0, 0, 1], minlength=2)
+    sample = SpikeSample(np.array([0, 0, 1]), np.array([0.1, 0.2, 0.3]) * second, 0)
+    counts = np.array([[[2, 0, 1]]], dtype=float)  # (sample, bin, neuron)
+    assert liquid.synaptic_operations([sample], counts).tolist() == [10.0]
+
+
+@pytest.mark.slow
+def test_report_builds_end_to_end_from_a_tiny_comparison(tmp_path):
+    from analysis import report
+    from studies import compare_shd
+
+    path = compare_shd.main(["--dataset", "synthetic", "--n-train", "60", "--n-test", "30", "--seeds", "2",
+                             "--rules", "stdp", "bptt", "counts", "--epochs-bptt", "2", "--n-hidden", "16",
+                             "--n-stdp-neurons", "20", "--out", str(tmp_path / "cmp")])
+    ds = xr.load_dataset(path)
+    assert ds.test_accuracy.shape == (3, 2) and not np.isnan(ds.test_accuracy.values).any()
+    md = report.main([str(path), "--out", str(tmp_path / "report")]).read_text()
+    assert "| stdp |" in md and "## Conclusions" in md and "figures/" in md
+    best = str(ds.rule.values[np.argmax(ds.test_accuracy.mean("seed").values)])
+    assert f"Highest mean test accuracy: **{best}**" in md
+    assert (tmp_path / "report" / "figures").is_dir()
+    # resume: nothing is rerun, the same combined numbers come back
+    again = xr.load_dataset(compare_shd.main(["--dataset", "synthetic", "--n-train", "60", "--n-test", "30", "--seeds", "2",
+                                              "--rules", "stdp", "bptt", "counts", "--epochs-bptt", "2", "--n-hidden", "16",
+                                              "--n-stdp-neurons", "20", "--out", str(tmp_path / "cmp"), "--resume"]))
+    np.testing.assert_array_equal(again.test_accuracy.values, ds.test_accuracy.values)
