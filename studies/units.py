@@ -21,7 +21,9 @@ def to_quantity(text: str, expected: Quantity | Unit | None = None) -> Quantity 
     if unit_name is None:
         value = number
     else:
-        unit = getattr(stdunits, unit_name, None) or getattr(allunits, unit_name, None)
+        # Brian2 has no unit named 's'; accept it for second, as people write it.
+        unit = (allunits.second if unit_name == "s" else
+                getattr(stdunits, unit_name, None) or getattr(allunits, unit_name, None))
         if not isinstance(unit, Unit):
             raise ValueError(f"unknown unit {unit_name!r} in {text!r}")
         value = number * unit

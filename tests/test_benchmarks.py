@@ -46,3 +46,10 @@ def test_bench_eprop_tiny(tmp_path):
     assert list(ds.implementation.values) == ["ours", "nest"] and (ds.seconds_per_sample > 0).all()
     assert ds.bptt_peak_memory[1] > ds.bptt_peak_memory[0], "BPTT keeps more for longer sequences"
     assert ds.eprop_peak_memory[1] < 1.5 * ds.eprop_peak_memory[0] + 5, "e-prop's memory should not grow"
+
+
+def test_bench_scan_tiny(tmp_path):
+    from studies import bench_scan
+
+    ds = xr.load_dataset(bench_scan.main(["--rule", "bptt", "--points", "2", "--n-train", "30", "--out", str(tmp_path)]))
+    assert (ds.points_per_second > 0).all() and ds.speedup > 0

@@ -1,0 +1,72 @@
+"""Benchmark: scan throughput with one and two local worker processes, and the overhead per point.
+
+    python studies/bench_scan.py --rule lsm --points 8
+
+Runs the same scan (``--points`` values of ``tau_mem``, built-in set) with 1 and with 2 workers.
+Overhead per point is the wall time per point (one worker) minus the time the point itself took
+inside its worker. Target (issue 8): two workers at least 1.7x one on this 2-core machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from studies import common, scan
+
+
+def run(rule: str, n_points: int, n_train: int, out: Path) -> xr.Dataset:
+    started = common.now()
+    values = ",".join(f"{10 + 2 * k}ms" for k in range(n_points))
+    base = dict(dataset="synthetic", data_dir=None, n_train=n_train, n_test=max(n_train // 4, 10), epochs=1,
+                device="cpu" if rule == "bptt" else "cpp_standalone")
+    rates, per_point, inside = {}, {}, {}
+    for workers in (1, 2):
+        with tempfile.TemporaryDirectory(dir=common.build_root(out)) as folder:
+            t0 = time.perf_counter()
+            ds = scan.run_scan(rule, {"tau_mem": values.split(",")}, [0], {**base, "out": folder}, workers=workers)
+            wall = time.perf_counter() - t0
+        if ds.attrs["failed_points"]:
+            raise RuntimeError(f"{ds.attrs['failed_points']} benchmark point(s) failed: {ds.error.values.ravel()[0]}")
+        rates[workers] = n_points / wall
+        per_point[workers] = wall / n_points
+        inside[workers] = float(np.mean(ds.point_seconds.values))
+    result = xr.Dataset(
+        {
+            "points_per_second": ("workers", [rates[1], rates[2]], {"units": "1/s", "long_name": "scan throughput"}),
+            "speedup": common.scalar(rates[2] / rates[1], "1", "throughput with two workers over one"),
+            "overhead_per_point": common.scalar(per_point[1] - inside[1], "s",
+                                                "wall time per point not spent inside the point (one worker)"),
+            "point_seconds": ("workers", [inside[1], inside[2]], {"units": "s", "long_name": "mean time inside a point"}),
+        },
+        coords={"workers": [1, 2]},
+    )
+    result.attrs.update(benchmark="scan_throughput", rule=rule, n_points=n_points, n_train=n_train,
+                        git_commit=common.git_commit(), package_versions=common.package_versions(),
+                        start_time=started, end_time=common.now())
+    return result
+
+
+def main(argv=None) -> Path:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--rule", choices=scan.RULES, default="lsm", help="rule whose scan is timed")
+    parser.add_argument("--points", type=int, default=8, help="grid points")
+    parser.add_argument("--n-train", type=int, default=100, help="training samples per point")
+    parser.add_argument("--out", type=Path, default=Path("results"), help="folder for the results file")
+    args = parser.parse_args(argv)
+    ds = run(args.rule, args.points, args.n_train, args.out)
+    path = common.write_atomic_netcdf(ds, Path(args.out) / "bench_scan.nc")
+    print(f"1 worker {ds.points_per_second.values[0]:.3f} points/s, 2 workers {ds.points_per_second.values[1]:.3f} "
+          f"points/s: {float(ds.speedup):.2f}x; overhead {float(ds.overhead_per_point):.2f} s per point")
+    print(f"results: {path}")
+    return path
+
+
+if __name__ == "__main__":
+    common.run_main(main)

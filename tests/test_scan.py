@@ -1,0 +1,77 @@
+"""Parameter scans: Dask local cluster, kill and resume, failing points, bad input."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from studies import scan
+
+BASE = ["--rule", "bptt", "--dataset", "synthetic", "--n-train", "40", "--n-test", "20", "--epochs", "1"]
+METRICS = ["test_accuracy", "best_val_accuracy", "spikes_per_sample", "synaptic_operations_per_sample", "error"]
+
+
+def test_scan_on_a_dask_local_cluster_matches_local_processes(tmp_path):
+    grid = ["--param", "tau_mem=10ms,30ms"]
+    local = xr.load_dataset(scan.main(BASE + grid + ["--workers", "2", "--out", str(tmp_path / "local")]))
+    dask = xr.load_dataset(scan.main(BASE + grid + ["--local-cluster", "2", "--out", str(tmp_path / "dask")]))
+    assert local.test_accuracy.dims == ("tau_mem", "seed") and list(local.tau_mem.values) == ["10ms", "30ms"]
+    for name in METRICS:
+        np.testing.assert_array_equal(local[name].values, dask[name].values)
+
+
+def test_failing_point_is_recorded_and_the_scan_goes_on(tmp_path):
+    ds = xr.load_dataset(scan.main(BASE + ["--param", "dt=10ms,2s", "--out", str(tmp_path)]))
+    ok, bad = ds.sel(dt="10ms", seed=0), ds.sel(dt="2s", seed=0)
+    assert str(ok.error.values) == "" and np.isfinite(float(ok.test_accuracy))
+    assert "dt must not exceed the sample duration" in str(bad.error.values) and np.isnan(float(bad.test_accuracy))
+    assert ds.attrs["failed_points"] == 1
+
+
+@pytest.mark.slow
+def test_killed_scan_resumes_to_the_uninterrupted_result(tmp_path):
+    args = BASE + ["--param", "tau_mem=10ms,20ms,40ms", "--param", "v_threshold=10mV,12mV", "--workers", "1"]
+    whole = xr.load_dataset(scan.main(args + ["--out", str(tmp_path / "whole")]))
+    out = tmp_path / "killed"
+    script = Path(scan.__file__)
+    proc = subprocess.Popen([sys.executable, str(script), *args, "--out", str(out)], start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    points = out / "scan_bptt" / "points"
+    deadline = time.time() + 240
+    while time.time() < deadline and len(list(points.glob("*.nc"))) < 2:
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done = len(list(points.glob("*.nc")))
+    assert 2 <= done < 6, f"the scan should have been killed midway ({done} of 6 points done)"
+    resumed = xr.load_dataset(scan.main(args + ["--out", str(out), "--resume"]))
+    for name in METRICS:
+        np.testing.assert_array_equal(whole[name].values, resumed[name].values)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--param", "tau_foo=1ms"], "no constant 'tau_foo'"),
+    (["--param", "tau_mem=10mV"], "wrong units"),
+    (["--param", "tau_mem=-3ms"], "positive"),
+    (["--param", "tau_mem=ten"], "cannot read"),
+    (["--param", "n_hidden=1.5"], "whole number"),
+])
+def test_bad_names_values_and_units_give_clear_errors(tmp_path, argv, message):
+    with pytest.raises(ValueError, match=message):
+        scan.main(BASE + argv + ["--out", str(tmp_path)])
+
+
+def test_grid_file_and_malformed_param(tmp_path, capsys):
+    grid = tmp_path / "grid.json"
+    grid.write_text('{"tau_syn": ["3ms", "6ms"], "learning_rate": [0.001]}')
+    checked = scan.check_grid("bptt", {"tau_syn": ["3ms", "6ms"], "learning_rate": ["0.001"]})
+    assert checked["tau_syn"] == ["3ms", "6ms"]
+    with pytest.raises(SystemExit):
+        scan.build_parser().parse_args(BASE + ["--param", "tau_mem"])
+    assert "NAME=V1,V2" in capsys.readouterr().err
