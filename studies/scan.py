@@ -109,9 +109,16 @@ def run_point(rule: str, point: dict[str, str], seed: int, base: dict) -> dict:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     try:
         import torch
+        from brian2 import prefs
+
+        # One point, one core: the scan runs points side by side, so neither the compiler
+        # (make -j) nor PyTorch should spread one point over every core.
+        from threadpoolctl import threadpool_limits
 
         torch.set_num_threads(1)
-        ds = _run_study(rule, point, seed, base)
+        prefs.devices.cpp_standalone.extra_make_args_unix = ["-j1"]
+        with threadpool_limits(limits=1):  # BLAS/OpenMP inside numpy and scikit-learn
+            ds = _run_study(rule, point, seed, base)
         out = {name: float(ds[name]) if name in ds else float("nan") for name in METRICS if name != "point_seconds"}
         out["best_val_accuracy"] = float(np.nanmax(ds.val_accuracy.values))
         out.update(error="", dataset=ds.attrs["dataset"])
