@@ -9,7 +9,6 @@ from the files given; nothing is written in advance.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np

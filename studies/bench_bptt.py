@@ -17,10 +17,9 @@ import argparse
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 import xarray as xr
-from brian2 import ms, second
+from brian2 import ms
 
 from datasets import Preprocessing, load_splits, to_dense
 from datasets.synthetic import SyntheticConfig

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import xarray as xr
-from brian2 import mV, ms, second
+from brian2 import ms, second
 
 from datasets import Preprocessing, to_dense
 from datasets.records import preprocess

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import xarray as xr
-from brian2 import Quantity, ms, second
+from brian2 import Quantity, second
 from sklearn.metrics import confusion_matrix
 
 from datasets import Preprocessing

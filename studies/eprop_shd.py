@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import xarray as xr
-from brian2 import Quantity, mV, ms, second
+from brian2 import Quantity, mV, second
 from sklearn.metrics import confusion_matrix
 from tqdm import tqdm
 

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
-import resource
 import shutil
 import sys
 import tempfile
@@ -24,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import xarray as xr
-from brian2 import Quantity, mV, ms, second, volt
+from brian2 import Quantity, ms, second, volt
 from sklearn.metrics import confusion_matrix
 
 from datasets import Preprocessing

@@ -1,6 +1,5 @@
 """Dataset readers on tiny fake files in the real layouts, preprocessing and splits."""
 
-import os
 
 import h5py
 import numpy as np

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import xarray as xr
-from brian2 import ms, second
+from brian2 import ms
 
 from datasets import Preprocessing, load_splits
 from datasets.synthetic import SyntheticConfig
