@@ -20,7 +20,6 @@ import numpy as np
 import torch
 import xarray as xr
 from brian2 import Quantity, second
-from sklearn.metrics import confusion_matrix
 
 from datasets import Preprocessing
 from learning_rules.bptt import BPTTClassifier, BPTTParams
@@ -53,7 +52,7 @@ def run(config: BPTTStudyConfig) -> xr.Dataset:
     p = config.bptt
     prep = Preprocessing(duration=config.duration, dt=p.dt, pool=config.pool)
     splits = common.load_splits_for(config, prep)
-    y_train, y_val, y_test = splits.train.labels, splits.val.labels, splits.test.labels
+    y_train, y_val = splits.train.labels, splits.val.labels
     clf = BPTTClassifier(p, n_steps=prep.n_steps, epochs=config.epochs, seed=config.seed, device=config.device)
     config_text = common.config_json(dataclasses.replace(config, resume=False))
     ckpt_path = Path(config.out) / "checkpoints" / f"{RULE}_{splits.dataset}_seed{config.seed}.pt"
@@ -84,11 +83,6 @@ def run(config: BPTTStudyConfig) -> xr.Dataset:
 
     clf.model_.load_state_dict(best["model"])
     predicted, counts = clf.evaluate(splits.test.samples)
-    test_acc = float(np.mean(predicted == y_test))
-    input_spikes = float(np.mean([len(s.units) for s in splits.test.samples]))
-    hidden_spikes = float(counts.sum(axis=1).mean())
-    n_hidden, n_classes = p.n_hidden, splits.n_classes
-    fan_out = n_hidden * p.recurrent + n_classes
     train_time = float(np.sum(history["epoch_seconds"]))
     ds = xr.Dataset(
         {
@@ -96,22 +90,11 @@ def run(config: BPTTStudyConfig) -> xr.Dataset:
             "train_loss": ("epoch", np.asarray(history["train_loss"]), {"units": "1", "long_name": "training loss"}),
             "epoch_seconds": ("epoch", np.asarray(history["epoch_seconds"]),
                               {"units": "s", "long_name": "wall time of the epoch (training and validation)"}),
-            "test_accuracy": common.scalar(test_acc, "1", "test accuracy at the epoch chosen on validation"),
-            "best_epoch": common.scalar(int(best["epoch"]), "1", "epoch chosen on validation (1-based)"),
-            "input_spikes_per_sample": common.scalar(input_spikes, "1", "input spikes per test sample"),
-            "spikes_per_sample": common.scalar(hidden_spikes, "1", "hidden-layer spikes per test sample"),
-            "synaptic_operations_per_sample": common.scalar(
-                input_spikes * n_hidden + hidden_spikes * fan_out, "1",
-                "synaptic events per test sample (input and hidden spikes times their fan-out)"),
-            "trainable_parameters": common.scalar(clf.n_parameters, "1", "trainable weights"),
+            **common.recurrent_classifier_vars(splits, predicted, counts, n_hidden=p.n_hidden, recurrent=p.recurrent,
+                                               n_parameters=clf.n_parameters, best_epoch=int(best["epoch"])),
             "train_seconds": common.scalar(train_time, "s", "training wall time (all epochs, with validation)"),
             "wall_seconds": common.scalar(time.perf_counter() - t_start, "s", "wall time of this invocation"),
             **common.memory_vars(),
-            "confusion": (("true_class", "predicted_class"),
-                          confusion_matrix(y_test, predicted, labels=np.arange(n_classes)),
-                          {"units": "1", "long_name": "test confusion matrix"}),
-            "test_prediction": ("test_sample", predicted, {"units": "1", "long_name": "predicted test class"}),
-            "test_label": ("test_sample", y_test, {"units": "1", "long_name": "test sample class"}),
         },
         coords={"epoch": np.arange(1, len(history["val_accuracy"]) + 1)},
     )

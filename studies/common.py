@@ -259,3 +259,29 @@ def accuracy_vars(val_accuracy, train_accuracy=None) -> dict:
 
 def scalar(value, units: str, long_name: str):
     return ((), float(value), {"units": units, "long_name": long_name})
+
+
+def recurrent_classifier_vars(splits: Splits, predicted: np.ndarray, hidden_counts: np.ndarray, *, n_hidden: int,
+                              recurrent: bool, n_parameters: int, best_epoch: int) -> dict:
+    """Test results of a recurrent spiking classifier (e-prop, BPTT): accuracy, the chosen epoch,
+    spikes and synaptic events per test sample, parameters, confusion matrix, predictions."""
+    from sklearn.metrics import confusion_matrix
+
+    y_test, n_classes = splits.test.labels, splits.n_classes
+    input_spikes = float(np.mean([len(s.units) for s in splits.test.samples]))
+    hidden_spikes = float(np.asarray(hidden_counts).sum(axis=1).mean())
+    fan_out = n_hidden * bool(recurrent) + n_classes
+    return {
+        "test_accuracy": scalar(float(np.mean(predicted == y_test)), "1", "test accuracy at the epoch chosen on validation"),
+        "best_epoch": scalar(int(best_epoch), "1", "epoch chosen on validation (1-based)"),
+        "input_spikes_per_sample": scalar(input_spikes, "1", "input spikes per test sample"),
+        "spikes_per_sample": scalar(hidden_spikes, "1", "hidden-layer spikes per test sample"),
+        "synaptic_operations_per_sample": scalar(
+            input_spikes * n_hidden + hidden_spikes * fan_out, "1",
+            "synaptic events per test sample (input and hidden spikes times their fan-out)"),
+        "trainable_parameters": scalar(n_parameters, "1", "trainable weights"),
+        "confusion": (("true_class", "predicted_class"), confusion_matrix(y_test, predicted, labels=np.arange(n_classes)),
+                      {"units": "1", "long_name": "test confusion matrix"}),
+        "test_prediction": ("test_sample", predicted, {"units": "1", "long_name": "predicted test class"}),
+        "test_label": ("test_sample", y_test, {"units": "1", "long_name": "test sample class"}),
+    }

@@ -22,7 +22,6 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 from brian2 import Quantity, mV, second
-from sklearn.metrics import confusion_matrix
 from tqdm import tqdm
 
 from datasets import Preprocessing
@@ -61,7 +60,7 @@ def run(config: EPropStudyConfig) -> xr.Dataset:
     p = config.eprop
     prep = Preprocessing(duration=config.duration, dt=p.dt, pool=config.pool)
     splits = common.load_splits_for(config, prep)
-    y_train, y_val, y_test = splits.train.labels, splits.val.labels, splits.test.labels
+    y_train, y_val = splits.train.labels, splits.val.labels
     config_text = common.config_json(dataclasses.replace(config, resume=False))
     ckpt_path = Path(config.out) / "checkpoints" / f"{RULE}_{splits.dataset}_seed{config.seed}.npz"
     state = common.load_checkpoint(ckpt_path) if config.resume else None
@@ -131,9 +130,6 @@ def run(config: EPropStudyConfig) -> xr.Dataset:
         shutil.rmtree(build_dir, ignore_errors=True)
 
     predicted = test["logits"].argmax(axis=1)
-    n_h, n_classes = p.n_hidden, splits.n_classes
-    input_spikes = float(np.mean([len(s.units) for s in splits.test.samples]))
-    hidden_spikes = float(test["counts"].sum(axis=1).mean())
     n_params = sum(v.size for k, v in net.state_.items() if k.startswith("w_"))
     train_time = float(np.sum(history["epoch_seconds"]))
     ds = xr.Dataset(
@@ -142,22 +138,13 @@ def run(config: EPropStudyConfig) -> xr.Dataset:
             "train_loss": ("epoch", np.asarray(history["train_loss"]), {"units": "1", "long_name": "training loss per sample (cross-entropy summed over time)"}),
             "val_loss": ("epoch", np.asarray(history["val_loss"]), {"units": "1", "long_name": "validation loss per sample"}),
             "epoch_seconds": ("epoch", np.asarray(history["epoch_seconds"]), {"units": "s", "long_name": "wall time of the epoch (training and validation)"}),
-            "test_accuracy": common.scalar(float(np.mean(predicted == y_test)), "1", "test accuracy at the epoch chosen on validation"),
-            "best_epoch": common.scalar(int(best["epoch"]), "1", "epoch chosen on validation (1-based)"),
-            "input_spikes_per_sample": common.scalar(input_spikes, "1", "input spikes per test sample"),
-            "spikes_per_sample": common.scalar(hidden_spikes, "1", "hidden-layer spikes per test sample"),
-            "synaptic_operations_per_sample": common.scalar(
-                input_spikes * n_h + hidden_spikes * (n_h * p.recurrent + n_classes), "1",
-                "synaptic events per test sample (input and hidden spikes times their fan-out)"),
-            "trainable_parameters": common.scalar(n_params, "1", "trainable weights"),
+            **common.recurrent_classifier_vars(splits, predicted, test["counts"], n_hidden=p.n_hidden,
+                                               recurrent=p.recurrent, n_parameters=n_params,
+                                               best_epoch=int(best["epoch"])),
             "train_seconds": common.scalar(train_time, "s", "training wall time (all epochs, with validation)"),
             "build_seconds": common.scalar(build_seconds, "s", "code generation and compilation"),
             "wall_seconds": common.scalar(time.perf_counter() - t_start, "s", "wall time of this invocation"),
             **common.memory_vars(binary_mib),
-            "confusion": (("true_class", "predicted_class"), confusion_matrix(y_test, predicted, labels=np.arange(n_classes)),
-                          {"units": "1", "long_name": "test confusion matrix"}),
-            "test_prediction": ("test_sample", predicted, {"units": "1", "long_name": "predicted test class"}),
-            "test_label": ("test_sample", y_test, {"units": "1", "long_name": "test sample class"}),
         },
         coords={"epoch": np.arange(1, len(history["val_accuracy"]) + 1)},
     )
