@@ -73,6 +73,19 @@ def plot_raster(ds: xr.Dataset, ax=None):
     return ax
 
 
+def plot_response(ds: xr.Dataset, ax=None, sample: int = 0):
+    """A network's response to one test sample: spike counts of every neuron in each time bin."""
+    ax = _axes(ax)
+    counts = ds.test_counts.isel(test_sample=sample).values  # (time_bin, neuron)
+    image = ax.imshow(counts.T, aspect="auto", origin="lower", cmap="Greys", interpolation="nearest")
+    ax.figure.colorbar(image, ax=ax, label="spikes in the bin")
+    label_text = f", class {int(ds.test_label.values[sample])}" if "test_label" in ds else ""
+    ax.set_xlabel(f"time bin (of {counts.shape[0]} per sample)")
+    ax.set_ylabel("neuron")
+    ax.set_title(f"{_title(ds)}: response to test sample {sample}{label_text}", fontsize="small")
+    return ax
+
+
 def plot_channel_rates(ds: xr.Dataset, ax=None):
     ax = _axes(ax)
     ax.plot(ds.channel, ds.channel_rate, lw=0.8, label=ds.attrs.get("dataset", "this set"))
@@ -194,6 +207,7 @@ PLOTS = (
     ("learning_curve", plot_learning_curve, ("val_accuracy", "epoch")),
     ("confusion", plot_confusion, ("confusion",)),
     ("raster", plot_raster, ("raster_time", "raster_unit", "raster_class")),
+    ("response", plot_response, ("test_counts",)),
     ("channel_rates", plot_channel_rates, ("channel_rate",)),
     ("spikes_per_sample", plot_spike_histogram, ("spikes_per_sample", "active_channels")),
 )

@@ -28,7 +28,9 @@ def _single_ds():
         "train_accuracy": ("epoch", [0.3, 0.6, 0.7], {"units": "1", "long_name": "training accuracy"}),
         "best_epoch": ((), 2, {"units": "1", "long_name": "epoch chosen"}),
         "confusion": (("true_class", "predicted_class"), np.eye(4, dtype=int) * 5, {"units": "1", "long_name": "test confusion matrix"}),
-    }, coords={"epoch": [1, 2, 3]}, attrs={"rule": "bptt", "dataset": "synthetic"})
+        "test_counts": (("test_sample", "time_bin", "neuron"), np.ones((2, 5, 8)), {"units": "1", "long_name": "counts"}),
+        "test_label": ("test_sample", [3, 1], {"units": "1", "long_name": "class"}),
+    }, coords={"epoch": [1, 2, 3]}, attrs={"rule": "stdp", "dataset": "synthetic"})
 
 
 def _summary_ds():
@@ -59,7 +61,7 @@ def _scan_ds():
 
 @pytest.mark.parametrize("make, expected", [
     (_compare_ds, {"accuracy_by_rule", "accuracy_vs_synops", "learning_curves"}),
-    (_single_ds, {"learning_curve", "confusion"}),
+    (_single_ds, {"learning_curve", "confusion", "response"}),
     (_summary_ds, {"raster", "channel_rates", "spikes_per_sample"}),
     (_bench_ds, {"memory_vs_length"}),
     (_scan_ds, {"scan"}),
