@@ -228,3 +228,36 @@ class STDPNetwork(ChunkedReplayNetwork):
         parts = super().present(samples, progress=progress, workers=1 if learn else workers,
                                 start_chunk=start_chunk, on_chunk=on_chunk, learn=learn)
         return stack_counts(parts, self.n_bins, self.params.n_neurons)
+
+
+class STDPTransformer:
+    """scikit-learn face of the STDP layer: ``fit`` learns for ``epochs`` epochs (seeded order),
+    ``transform`` returns the layer's time-binned spike counts with learning off, flattened."""
+
+    def __init__(self, params: STDPParams = STDPParams(), *, n_inputs: int = 700, sample_duration=1 * second,
+                 dt=0.1 * ms, n_bins: int = 5, chunk_size: int = 100, epochs: int = 1, device: str = "cpp_standalone",
+                 build_dir: str = "build/stdp", seed: int = 0, workers: int = 1):
+        self.params, self.n_inputs, self.sample_duration, self.dt = params, n_inputs, sample_duration, dt
+        self.n_bins, self.chunk_size, self.epochs, self.device = n_bins, chunk_size, epochs, device
+        self.build_dir, self.seed, self.workers = build_dir, seed, workers
+
+    def fit(self, X: list[SpikeSample], y=None) -> "STDPTransformer":
+        from models.inputs import chunk_capacity
+
+        # Room for chunks of later input twice as dense as the densest in X.
+        self.network_ = STDPNetwork(self.params, self.n_inputs, sample_duration=self.sample_duration, dt=self.dt,
+                                    chunk_size=self.chunk_size,
+                                    capacity=2 * chunk_capacity([X], self.chunk_size, self.n_inputs),
+                                    n_bins=self.n_bins, device_name=self.device, build_dir=Path(self.build_dir),
+                                    seed=self.seed)
+        for epoch in range(self.epochs):
+            order = np.random.default_rng([self.seed, epoch]).permutation(len(X))
+            self.network_.present([X[i] for i in order], learn=True)
+        self.weights_, self.theta_ = self.network_.weights_, self.network_.theta_
+        return self
+
+    def transform(self, X: list[SpikeSample]) -> np.ndarray:
+        return self.network_.present(X, learn=False, workers=self.workers).reshape(len(X), -1)
+
+    def fit_transform(self, X, y=None) -> np.ndarray:
+        return self.fit(X, y).transform(X)

@@ -112,3 +112,14 @@ def test_study_beats_chance_and_chooses_without_the_test_set(tmp_path):
     for name in ("readout_C", "val_accuracy", "val_accuracy_spike_time", "neurons_used_spike_time", "val_accuracy_control"):
         np.testing.assert_array_equal(a[name].values, b[name].values)
     assert a.attrs["n_test"] == 80 and b.attrs["n_test"] == 40
+
+
+def test_liquid_transformer(tmp_path):
+    from learning_rules.lsm import LiquidTransformer
+
+    samples = _samples()[:4]
+    liquid = LiquidTransformer(ReservoirParams(n_neurons=40, p_input=0.3), n_inputs=40, sample_duration=200 * ms,
+                               n_bins=4, chunk_size=2, device="cpp_standalone", build_dir=str(tmp_path / "b"))
+    features = liquid.fit(samples).transform(samples)
+    assert features.shape == (4, 4 * 40) and features.sum() > 0
+    devices.reset_brian()

@@ -135,3 +135,17 @@ def test_study_beats_chance_and_resumes_identically(tmp_path, monkeypatch):
     resumed = xr.load_dataset(stdp_shd.main(argv + ["--out", str(tmp_path / "b"), "--resume"]))
     for name in ("val_accuracy", "test_accuracy", "test_accuracy_assignment", "weights", "test_counts"):
         np.testing.assert_array_equal(whole[name].values, resumed[name].values)
+
+
+def test_stdp_transformer_learns_and_transforms(tmp_path):
+    from learning_rules.stdp import STDPTransformer
+
+    _, splits = _tiny("runtime", tmp_path / "unused")
+    devices.reset_brian()
+    params = STDPParams(n_neurons=6, w_mean=3.0 * mV, w_init_max=6 * mV, w_max=8 * mV)
+    stdp = STDPTransformer(params, n_inputs=30, sample_duration=200 * ms, n_bins=2, chunk_size=3,
+                           device="cpp_standalone", build_dir=str(tmp_path / "b"))
+    features = stdp.fit(splits.train.samples[:6]).transform(splits.val.samples)
+    assert features.shape == (len(splits.val), 2 * 6) and features.sum() > 0
+    assert not np.allclose(stdp.weights_ / mV, 0)
+    devices.reset_brian()
