@@ -96,10 +96,8 @@ def run(n_samples: int, repeats: int, threads: int) -> xr.Dataset:
         },
         coords={"implementation": ["ours", "snntorch"]},
     )
-    ds.attrs.update(benchmark="bptt_epoch_time", n_samples=len(x), repeats=repeats, threads=threads,
-                    network="700 -> 128 recurrent -> 20, 100 steps of 10 ms, batch 64",
-                    git_commit=common.git_commit(), package_versions=common.package_versions(),
-                    start_time=started, end_time=common.now())
+    common.benchmark_attrs(ds, "bptt_epoch_time", started, n_samples=len(x), repeats=repeats, threads=threads,
+                           network="700 -> 128 recurrent -> 20, 100 steps of 10 ms, batch 64")
     return ds
 
 

@@ -56,9 +56,7 @@ def run(data_dir, n_files: int | None, workers: int, seed: int) -> xr.Dataset:
                                                      "test accuracy of a logistic readout on spike counts"),
         **common.memory_vars(),
     })
-    ds.attrs.update(benchmark="cochlea_conversion", workers=workers, git_commit=common.git_commit(),
-                    package_versions=common.package_versions(), config=common.config_json(CochleaParams()),
-                    start_time=started, end_time=common.now())
+    common.benchmark_attrs(ds, "cochlea_conversion", started, workers=workers, config=common.config_json(CochleaParams()))
     return ds
 
 

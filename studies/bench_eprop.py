@@ -212,10 +212,8 @@ def run(n_samples: int, lengths: list[int], out: Path, with_nest: bool) -> xr.Da
         data["speedup"] = common.scalar(results["nest"]["seconds_per_sample"] / results["ours"]["seconds_per_sample"],
                                         "1", "NEST time per sample divided by ours")
     ds = xr.Dataset(data, coords={"implementation": impls, "sequence_steps": lengths})
-    ds.attrs.update(benchmark="eprop_speed_memory", n_samples=n_samples,
-                    network=f"{N_IN} -> {N_HIDDEN} recurrent -> {N_OUT}, 1 s samples at 1 ms",
-                    git_commit=common.git_commit(), package_versions=common.package_versions(),
-                    start_time=started, end_time=common.now())
+    common.benchmark_attrs(ds, "eprop_speed_memory", started, n_samples=n_samples,
+                           network=f"{N_IN} -> {N_HIDDEN} recurrent -> {N_OUT}, 1 s samples at 1 ms")
     return ds
 
 

@@ -19,9 +19,6 @@ import numpy as np
 import xarray as xr
 from brian2 import ms, second
 
-from datasets import Preprocessing
-from datasets.records import preprocess
-from datasets.synthetic import SyntheticConfig, make_synthetic
 from learning_rules.lsm import Liquid, ReservoirParams
 from models.devices import DEVICES
 from models.inputs import chunk_capacity
@@ -31,8 +28,7 @@ from studies.units import parse_quantity
 
 def run(n_neurons, n_samples, dt, device, chunk_size, workers, out: Path) -> xr.Dataset:
     started = common.now()
-    train, _ = make_synthetic(SyntheticConfig(n_train=n_samples, n_test=1, spikes_per_burst=10.4, seed=7))
-    samples = [preprocess(s, Preprocessing(dt=dt)) for s in train.samples]
+    samples = common.shd_like_samples(n_samples, dt)
     build_dir = Path(tempfile.mkdtemp(prefix="bench_lsm_", dir=common.build_root(out)))
     rates = {}
     try:
@@ -59,9 +55,8 @@ def run(n_neurons, n_samples, dt, device, chunk_size, workers, out: Path) -> xr.
         },
         coords={"workers": sorted(rates)},
     )
-    ds.attrs.update(benchmark="lsm_feature_extraction", device=device, n_neurons=n_neurons, n_samples=n_samples,
-                    dt=str(dt), chunk_size=chunk_size, git_commit=common.git_commit(),
-                    package_versions=common.package_versions(), start_time=started, end_time=common.now())
+    common.benchmark_attrs(ds, "lsm_feature_extraction", started, device=device, n_neurons=n_neurons, n_samples=n_samples,
+                           dt=str(dt), chunk_size=chunk_size)
     return ds
 
 

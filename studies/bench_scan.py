@@ -46,9 +46,7 @@ def run(rule: str, n_points: int, n_train: int, out: Path) -> xr.Dataset:
         },
         coords={"workers": [1, 2]},
     )
-    result.attrs.update(benchmark="scan_throughput", rule=rule, n_points=n_points, n_train=n_train,
-                        git_commit=common.git_commit(), package_versions=common.package_versions(),
-                        start_time=started, end_time=common.now())
+    common.benchmark_attrs(result, "scan_throughput", started, rule=rule, n_points=n_points, n_train=n_train)
     return result
 
 

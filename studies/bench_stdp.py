@@ -19,9 +19,6 @@ import numpy as np
 import xarray as xr
 from brian2 import ms, second
 
-from datasets import Preprocessing
-from datasets.records import preprocess
-from datasets.synthetic import SyntheticConfig, make_synthetic
 from models.inputs import chunk_capacity
 from learning_rules.stdp import STDPNetwork, STDPParams
 from models.devices import DEVICES
@@ -31,11 +28,7 @@ from studies.units import parse_quantity
 
 def run(n_neurons: int, n_samples: int, dt, device: str, chunk_size: int, out: Path) -> xr.Dataset:
     started = common.now()
-    # 700 channels x 10.4 spikes per burst + 1 Hz noise: about 8,000 spikes per 1 s sample.
-    config = SyntheticConfig(n_train=n_samples, n_test=1, spikes_per_burst=10.4, seed=7)
-    train, _ = make_synthetic(config)
-    prep = Preprocessing(duration=1 * second, dt=dt)
-    samples = [preprocess(s, prep) for s in train.samples]
+    samples = common.shd_like_samples(n_samples, dt)
     input_spikes = float(np.mean([len(s.units) for s in samples]))
     capacity = chunk_capacity([samples], chunk_size, 700)
     build_dir = Path(tempfile.mkdtemp(prefix="bench_stdp_", dir=common.build_root(out)))
@@ -63,9 +56,8 @@ def run(n_neurons: int, n_samples: int, dt, device: str, chunk_size: int, out: P
         "train_seconds": common.scalar(train_seconds, "s", "wall time of training (all chunks)"),
         **common.memory_vars(),
     })
-    ds.attrs.update(benchmark="stdp_training", device=device, n_neurons=n_neurons, n_samples=n_samples,
-                    dt=str(dt), chunk_size=chunk_size, git_commit=common.git_commit(),
-                    package_versions=common.package_versions(), start_time=started, end_time=common.now())
+    common.benchmark_attrs(ds, "stdp_training", started, device=device, n_neurons=n_neurons, n_samples=n_samples,
+                           dt=str(dt), chunk_size=chunk_size)
     return ds
 
 

@@ -285,3 +285,20 @@ def recurrent_classifier_vars(splits: Splits, predicted: np.ndarray, hidden_coun
         "test_prediction": ("test_sample", predicted, {"units": "1", "long_name": "predicted test class"}),
         "test_label": ("test_sample", y_test, {"units": "1", "long_name": "test sample class"}),
     }
+
+
+def benchmark_attrs(ds: xr.Dataset, benchmark: str, started: str, **fields) -> xr.Dataset:
+    """The global attributes of a benchmark results file."""
+    ds.attrs.update(benchmark=benchmark, **{k: (str(v) if isinstance(v, Quantity) else v) for k, v in fields.items()},
+                    git_commit=git_commit(), package_versions=package_versions(), start_time=started, end_time=now())
+    return ds
+
+
+def shd_like_samples(n: int, dt, seed: int = 7) -> list:
+    """``n`` built-in samples at SHD's density (700 channels, about 8,000 spikes per 1 s), on the ``dt`` grid."""
+    from datasets.records import preprocess
+    from datasets.synthetic import SyntheticConfig, make_synthetic
+
+    # 700 channels x 10.4 spikes per burst + 1 Hz noise: about 8,000 spikes per 1 s sample.
+    train, _ = make_synthetic(SyntheticConfig(n_train=n, n_test=1, spikes_per_burst=10.4, seed=seed))
+    return [preprocess(s, Preprocessing(dt=dt)) for s in train.samples]
