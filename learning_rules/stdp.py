@@ -201,10 +201,6 @@ class STDPNetwork(ChunkedReplayNetwork):
         duration = self.chunk_size * t_sample + self.dt
         self.compiled = devices.CompiledNetwork(net, duration, device_name, build_dir)
 
-    @property
-    def device_name(self) -> str:
-        return self.compiled.device_name
-
     def extra_run_args(self, samples: list[SpikeSample], learn: bool = False) -> dict:
         gate = np.zeros(self.chunk_size + 1)
         gate[:len(samples)] = 1.0 if learn else 0.0

@@ -56,7 +56,7 @@ SCALARS = {
 def _count_control(args, seed: int, prep: Preprocessing) -> xr.Dataset:
     """The no-network control: logistic readout of time-binned input spike counts."""
     started, t0 = common.now(), time.perf_counter()
-    config = dataclasses.replace(_base_config(args, seed), epochs=1)
+    config = _base_config(args, seed)
     splits = common.load_splits_for(config, prep)
     x = [spike_counts(d.samples, splits.n_channels, args.n_bins, prep.duration)
          for d in (splits.train, splits.val, splits.test)]
@@ -85,8 +85,6 @@ class _Base:
     n_test: int | None
     seed: int
     out: Path
-    epochs: int = 1
-    resume: bool = False
 
 
 def _base_config(args, seed):

@@ -162,7 +162,7 @@ def run(config: STDPStudyConfig) -> xr.Dataset:
                 len(splits.train) * len(history["epoch_seconds"]) / max(train_time, 1e-9), "1/s",
                 "training throughput including response extraction"),
             "build_seconds": common.scalar(build_seconds, "s", "code generation and compilation"),
-            "wall_seconds": common.scalar(elapsed_total(t_start), "s", "wall time of this invocation"),
+            "wall_seconds": common.scalar(time.perf_counter() - t_start, "s", "wall time of this invocation"),
             **common.memory_vars(binary_mib),
             "confusion": (("true_class", "predicted_class"),
                           confusion_matrix(y_test, predicted, labels=np.arange(n_classes)),
@@ -177,10 +177,6 @@ def run(config: STDPStudyConfig) -> xr.Dataset:
     )
     return common.finish_results(ds, rule=RULE, config=config, splits=splits, device=config.device,
                                  seed=config.seed, started=started)
-
-
-def elapsed_total(t_start: float) -> float:
-    return time.perf_counter() - t_start
 
 
 def build_parser() -> argparse.ArgumentParser:
