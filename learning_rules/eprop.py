@@ -105,6 +105,16 @@ s2 : 1/volt**2
 """
 
 
+#: Integration constants of the LIF (see :func:`models.lif_torch.lif_constants`) and the unit of
+#: the readout and the pseudo-derivative, on every group that needs them.
+KERNEL_CONSTANTS = """
+alpha_m : 1 (shared, constant)
+alpha_s : 1 (shared, constant)
+c_mv : 1 (shared, constant)
+unit : volt (shared, constant)
+"""
+
+
 def _adam(side: str) -> str:
     """Adam on ``grad`` for synapses whose hidden neuron is on ``side`` ('pre' or 'post'), applied only
     when that sample learned; bias-corrected with the hidden layer's shared step counter."""
@@ -118,7 +128,14 @@ def _adam(side: str) -> str:
 
 
 class EPropNetwork(ChunkedReplayNetwork):
-    """The compiled e-prop network and its learned state (weights in volt, Adam moments)."""
+    """The compiled e-prop network and its learned state (weights in volt, Adam moments).
+
+    The neuron's constants, the step size, the surrogate slope and the initial weight scale reach the
+    binary through ``run_args``; the layer sizes, ``dt`` and the kind of feedback and update are built in.
+    """
+
+    RUN_ARG_CONSTANTS = tuple(f"lif.{f.name}" for f in dataclasses.fields(LIFParams)) + (
+        "learning_rate", "surrogate_slope", "weight_scale")
 
     def __init__(self, params: EPropParams, n_inputs: int, n_classes: int, *, sample_duration: Quantity,
                  chunk_size: int, capacity: int, device_name: str, build_dir: Path, seed: int = 0):
@@ -139,7 +156,24 @@ class EPropNetwork(ChunkedReplayNetwork):
             self.state_[f"m_{name}"] = np.zeros(shape)
             self.state_[f"s2_{name}"] = np.zeros(shape)
         self.feedback_ = rng.standard_normal((n_h, n_classes)) * scale / np.sqrt(n_h)  # random e-prop's B (volt)
-        self._build(device_name, build_dir, capacity)
+        self.compile(lambda folder: self._build(device_name, folder, capacity), build_dir, n_inputs=n_inputs,
+                     n_classes=n_classes, sample_duration=repr(sample_duration), chunk_size=chunk_size,
+                     capacity=capacity, device=device_name)
+
+    def constant_variables(self) -> dict:
+        params = self.params
+        k = lif_constants(params.lif, params.dt)
+        unit = params.lif.v_threshold - params.lif.v_rest
+        out = {f"hidden.{name}": (getattr(self.hidden, name), value) for name, value in params.lif.as_namespace().items()}
+        for group in (self.replay.group, self.hidden, self.readout):
+            out.update({f"{group.name}.alpha_m": (group.alpha_m, k.alpha_mem),
+                        f"{group.name}.alpha_s": (group.alpha_s, k.alpha_syn),
+                        f"{group.name}.c_mv": (group.c_mv, k.coupling), f"{group.name}.unit": (group.unit, unit)})
+        out["hidden.lr"] = (self.hidden.lr, params.learning_rate)
+        out["hidden.slope"] = (self.hidden.slope, params.surrogate_slope)
+        if params.feedback == "random":  # drawn for this network's own seed and constants
+            out["random_feedback.b"] = (self.signal.b, self.feedback_.T.ravel() * volt)
+        return out
 
     def _build(self, device_name, build_dir, capacity):
         p = self.params
@@ -150,11 +184,13 @@ class EPropNetwork(ChunkedReplayNetwork):
         n_h, n_out = p.n_hidden, self.n_classes
         self.target = TimedArray(np.zeros((self.chunk_size + 1, n_out)), dt=t_sample, name="class_target")
         self.gate = TimedArray(np.zeros(self.chunk_size + 1), dt=t_sample, name="learning_gate")
-        consts = dict(alpha_m=k.alpha_mem, alpha_s=k.alpha_syn, c_mv=k.coupling, beta1=0.9, beta2=0.999,
-                      adam_eps=1e-8 / volt, slope=p.surrogate_slope, unit=self.unit, T=t_sample,
+        # The integration constants (alpha_m, alpha_s, c_mv: see models.lif_torch), the unit and the
+        # surrogate slope are (shared, constant) variables of each group that needs them, so that
+        # run_args can change them with the neuron's constants; the rest is built in.
+        consts = dict(beta1=0.9, beta2=0.999, adam_eps=1e-8 / volt, T=t_sample,
                       rate_penalty=p.rate_penalty / Hz ** 2, target_rate=p.target_rate,
                       class_target=self.target, learning_gate=self.gate)
-        self.replay = SpikeReplay.create(self.n_inputs, capacity, extra_equations="pI : 1\n",
+        self.replay = SpikeReplay.create(self.n_inputs, capacity, extra_equations="pI : 1\n" + KERNEL_CONSTANTS,
                                          extra_reset="pI += 1", namespace=consts)
         hidden = lif_group(n_h, p.lif, extra_equations=COUNT_EQUATION + """
 pI : 1
@@ -162,10 +198,11 @@ qv : 1
 L : 1
 rate_error : 1
 lr : volt (shared, constant)
+slope : 1 (shared, constant)
 adam_step : 1 (shared)
 learn : 1 (shared)
-""", reset="v = v_reset\npI += 1\n" + COUNT_RESET, name="hidden", namespace=consts)
-        hidden.lr = p.learning_rate
+""" + KERNEL_CONSTANTS, reset="v = v_reset\npI += 1\n" + COUNT_RESET, name="hidden", namespace=consts)
+        hidden.lr, hidden.slope = p.learning_rate, p.surrogate_slope
         readout = NeuronGroup(n_out, """
 y : volt
 I_out : volt
@@ -174,8 +211,10 @@ ce : 1
 Z : 1
 target : 1
 prob = exp(y / unit) / Z : 1
-""", name="readout", namespace=consts)
-        norm = Synapses(readout, readout, "Z_post = exp(y_pre / unit) : 1 (summed)", name="softmax_norm",
+""" + KERNEL_CONSTANTS, name="readout", namespace=consts)
+        for group in (self.replay.group, hidden, readout):
+            group.alpha_m, group.alpha_s, group.c_mv, group.unit = k.alpha_mem, k.alpha_syn, k.coupling, self.unit
+        norm = Synapses(readout, readout, "Z_post = exp(y_pre / unit_post) : 1 (summed)", name="softmax_norm",
                         namespace=consts)
         norm.connect()
         plastic = []
@@ -192,17 +231,18 @@ prob = exp(y / unit) / Z : 1
         # (symmetric e-prop, so B follows W_out as it learns) or through fixed random weights.
         readout_model = READOUT_MODEL
         if p.feedback == "symmetric":
-            readout_model += "L_pre = (w / unit) * (prob_post - target_post) : 1 (summed)\n"
+            readout_model += "L_pre = (w / unit_post) * (prob_post - target_post) : 1 (summed)\n"
         out = Synapses(hidden, readout, readout_model, on_pre="I_out_post += w", name="readout_synapses",
                        namespace=consts)
         out.connect()
         objects = [self.replay.group, hidden, readout, norm, *plastic, out]
         if p.feedback == "random":
-            signal = Synapses(readout, hidden, "L_post = (b / unit) * (prob_pre - target_pre) : 1 (summed)\nb : volt",
+            signal = Synapses(readout, hidden, "L_post = (b / unit_post) * (prob_pre - target_pre) : 1 (summed)\nb : volt",
                               name="random_feedback", namespace=consts)
             signal.connect()
             signal.b = self.feedback_.T.ravel() * volt  # synapse (k, j) holds B_jk
             objects.append(signal)
+            self.signal = signal
         # Within the 'groups' slot the softmax normaliser must be summed before the learning signal.
         norm.summed_updaters["Z_post"].order = hidden.order - 10
 
@@ -237,23 +277,24 @@ prob = exp(y / unit) / Z : 1
         ops.append(hidden.run_regularly("qv = alpha_m * qv + c_mv * pI", when="start", order=0))
         free = "int(timestep(t - lastspike_post, dt) >= timestep(t_ref_post, dt))"
         for syn in plastic:
-            ops.append(syn.run_regularly(f"eps = eps + {free} * ((alpha_m - 1) * eps + c_mv * pI_pre)",
+            ops.append(syn.run_regularly(f"eps = eps + {free} * ((alpha_m_post - 1) * eps + c_mv_post * pI_pre)",
                                          when="start", order=1))
         ops.append(self.replay.group.run_regularly("pI = alpha_s * pI", when="start", order=3))
         ops.append(hidden.run_regularly("pI = alpha_s * pI", when="start", order=3))
         # -- 'thresholds', before the threshold test (this step's v, softmax and learning signal are
         #    known): pseudo-derivative, filtered eligibility trace, gradients
-        psi = "int(not_refractory_post) / (unit * (slope * abs((v_post - v_threshold_post) / unit) + 1)**2)"
-        step = (f"ebar_v = alpha_m * ebar_v + c_mv * ebar_I\n"
-                f"ebar_I = alpha_s * ebar_I + {psi} * eps\n"
+        psi = ("int(not_refractory_post) / (unit_post * (slope_post * abs((v_post - v_threshold_post) / unit_post)"
+               " + 1)**2)")
+        step = (f"ebar_v = alpha_m_post * ebar_v + c_mv_post * ebar_I\n"
+                f"ebar_I = alpha_s_post * ebar_I + {psi} * eps\n"
                 f"grad = grad + L_post * ebar_v\n")
         if p.rate_penalty > 0:
             step += f"reg = reg + {psi} * eps\n"
         if p.update == "online":
-            step += "w = w - learn_post * lr_post * unit * L_post * ebar_v\n"
+            step += "w = w - learn_post * lr_post * unit_post * L_post * ebar_v\n"
         for syn in plastic:
             ops.append(syn.run_regularly(step, when="thresholds", order=-5))
-        out_step = "grad = grad + (prob_post - target_post) * qv_pre / unit\n"
+        out_step = "grad = grad + (prob_post - target_post) * qv_pre / unit_post\n"
         if p.update == "online":
             out_step += "w = w - learn_pre * lr_pre * (prob_post - target_post) * qv_pre\n"
         ops.append(out.run_regularly(out_step, when="thresholds", order=-5))

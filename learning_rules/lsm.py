@@ -90,14 +90,29 @@ def reservoir_connectivity(params: ReservoirParams, rng: np.random.Generator):
         prob = scale * np.exp(-dist2 / params.lambda_distance ** 2)
     np.fill_diagonal(prob, 0.0)
     pre, post = np.nonzero(rng.random((n, n)) < prob)
-    table = {("E", "E"): params.w_ee, ("E", "I"): params.w_ei, ("I", "E"): params.w_ie, ("I", "I"): params.w_ii}
-    base = {k: float(v / volt) for k, v in table.items()}
-    weights = np.array([base[(kind[a], kind[b])] for a, b in zip(pre, post)]) * params.weight_scale
-    return pre, post, weights * volt
+    return pre, post, connection_weights(params, pre, post)
+
+
+def connection_weights(params: ReservoirParams, pre: np.ndarray, post: np.ndarray) -> Quantity:
+    """Weight of each recurrent synapse ``pre -> post`` by the types of its neurons, times ``weight_scale``."""
+    excitatory = np.arange(params.n_neurons) < params.n_excitatory
+    table = {(True, True): params.w_ee, (True, False): params.w_ei, (False, True): params.w_ie,
+             (False, False): params.w_ii}
+    weights = np.zeros(len(pre))
+    for (pre_exc, post_exc), w in table.items():
+        weights[(excitatory[pre] == pre_exc) & (excitatory[post] == post_exc)] = float(w / volt)
+    return weights * params.weight_scale * volt
 
 
 class Liquid(ChunkedReplayNetwork):
-    """The compiled reservoir; :meth:`responses` gives features and, if asked, spike trains."""
+    """The compiled reservoir; :meth:`responses` gives features and, if asked, spike trains.
+
+    The neuron's constants and every weight reach the binary through ``run_args``; the wiring
+    (size, connectivity, the seed) is built in.
+    """
+
+    RUN_ARG_CONSTANTS = tuple(f"lif.{f.name}" for f in dataclasses.fields(LIFParams)) + (
+        "w_ee", "w_ei", "w_ie", "w_ii", "weight_scale", "w_input")
 
     def __init__(self, params: ReservoirParams, n_inputs: int, *, sample_duration: Quantity, dt: Quantity,
                  chunk_size: int, capacity: int, n_bins: int, device_name: str, build_dir: Path,
@@ -114,7 +129,19 @@ class Liquid(ChunkedReplayNetwork):
         self.input_pre_, self.input_post_ = in_pre, in_post
         self.out_degree_ = np.bincount(self.pre_, minlength=params.n_neurons)
         self.input_out_degree_ = np.bincount(in_pre, minlength=n_inputs)
-        self._build(device_name, build_dir, capacity)
+        self.compile(lambda folder: self._build(device_name, folder, capacity), build_dir, n_inputs=n_inputs,
+                     sample_duration=repr(sample_duration), dt=repr(dt), chunk_size=chunk_size, capacity=capacity,
+                     n_bins=n_bins, device=device_name, seed=seed, trace_tau=repr(trace_tau),
+                     record_spikes=record_spikes)
+
+    def constant_variables(self) -> dict:
+        params = self.params
+        out = {f"reservoir.{name}": (getattr(self.group, name), value)
+               for name, value in params.lif.as_namespace().items()}
+        # the same wiring (seed and structure are built in), so only the weights differ
+        out["recurrent.w"] = (self.recurrent.w, connection_weights(params, self.pre_, self.post_))
+        out["input_projection.w"] = (self.input_projection.w, params.w_input)
+        return out
 
     def _build(self, device_name, build_dir, capacity):
         p = self.params
@@ -151,7 +178,7 @@ class Liquid(ChunkedReplayNetwork):
         if self.record_spikes:
             self.spike_monitor = SpikeMonitor(res)
             objects.append(self.spike_monitor)
-        self.group = res
+        self.group, self.recurrent, self.input_projection = res, rec, inp
         net = Network(*objects)
         self.compiled = devices.CompiledNetwork(net, self.chunk_size * t_sample + self.dt, device_name, build_dir)
 

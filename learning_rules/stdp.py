@@ -148,7 +148,13 @@ class STDPNetwork(ChunkedReplayNetwork):
     """The compiled network plus its learned state; one binary serves every chunk of samples.
 
     ``weights_`` is ``(n_inputs, n_neurons)`` and ``theta_`` ``(n_neurons,)``, both in volt.
+    Every constant but ``n_neurons`` reaches the binary through ``run_args`` (``w_init_max`` only
+    draws the initial weights, which are passed on every run anyway).
     """
+
+    RUN_ARG_CONSTANTS = tuple(f"lif.{f.name}" for f in dataclasses.fields(LIFParams)) + (
+        "w_max", "w_init_max", "w_mean", "a_plus", "a_minus", "tau_pre", "tau_post", "theta_plus", "tau_theta",
+        "w_inhibition")
 
     def __init__(self, params: STDPParams, n_inputs: int, *, sample_duration: Quantity, dt: Quantity,
                  chunk_size: int, capacity: int, n_bins: int, device_name: str, build_dir: Path,
@@ -161,7 +167,26 @@ class STDPNetwork(ChunkedReplayNetwork):
         rng = np.random.default_rng(seed)
         self.weights_ = rng.uniform(0, 1, (n_inputs, params.n_neurons)) * params.w_init_max
         self.theta_ = np.zeros(params.n_neurons) * volt
-        self._build(device_name, build_dir, capacity)
+        self.compile(lambda folder: self._build(device_name, folder, capacity), build_dir, n_inputs=n_inputs,
+                     sample_duration=repr(sample_duration), dt=repr(dt), chunk_size=chunk_size, capacity=capacity,
+                     n_bins=n_bins, device=device_name)
+
+    def constant_variables(self) -> dict:
+        params = self.params
+        exc, syn = self.exc, self.syn
+        out = {f"excitatory.{name}": (getattr(exc, name), value) for name, value in params.lif.as_namespace().items()}
+        out.update({
+            "excitatory.theta_plus": (exc.theta_plus, params.theta_plus),
+            "excitatory.tau_theta": (exc.tau_theta, params.tau_theta),
+            "excitatory.taupost": (exc.taupost, params.tau_post),
+            "excitatory.w_sum_target": (exc.w_sum_target, self.n_inputs * params.w_mean),
+            "spike_input.taupre": (self.replay.group.taupre, params.tau_pre),
+            "input_synapses.a_plus": (syn.a_plus, params.a_plus),
+            "input_synapses.a_minus": (syn.a_minus, params.a_minus),
+            "input_synapses.w_max": (syn.w_max, params.w_max),
+            "lateral_inhibition.w_inh": (self.inhibition.w_inh, params.w_inhibition),
+        })
+        return out
 
     def _build(self, device_name, build_dir, capacity):
         p, n = self.params, self.params.n_neurons
@@ -196,7 +221,7 @@ class STDPNetwork(ChunkedReplayNetwork):
             self.replay.group.run_regularly("apre = 0", dt=t_sample, when="start", order=2, name="reset_input_traces"),
         ]
         self.counter, counter_objects = BinnedCounter.attach(exc, t_sample / self.n_bins, self.n_bins)
-        self.exc, self.syn = exc, syn
+        self.exc, self.syn, self.inhibition = exc, syn, inhibition
         net = Network(self.replay.group, exc, syn, inhibition, *starts, *counter_objects)
         duration = self.chunk_size * t_sample + self.dt
         self.compiled = devices.CompiledNetwork(net, duration, device_name, build_dir)

@@ -5,6 +5,11 @@ for tests and tiny runs); ``cpp_standalone`` and ``cuda_standalone`` generate a 
 project, compile it once and rerun the binary with new values through ``run_args``.
 ``cuda_standalone`` compiles without a GPU where ``nvcc`` exists (``compile_only=True``)
 and runs where there is one.
+
+A process that runs many networks of one structure (a parameter scan) calls :func:`keep_builds`:
+from then on the last compiled network is kept, and a network whose structure equals it takes
+the new constants through ``run_args`` instead of building again (see
+:class:`models.replay_network.ChunkedReplayNetwork`).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import os
 import shutil
 import sys
 import sysconfig
+import tempfile
 import time
 from pathlib import Path
 
@@ -118,12 +124,60 @@ def activate(name: str, build_dir: str | os.PathLike, *, compile_only: bool = Fa
 
 def reset_brian() -> None:
     """Forget every object of a previous network and return to the runtime device."""
+    forget_kept_build()
     dev = get_device()
     if hasattr(dev, "reinit"):
         dev.reinit()
     reset_device("runtime")
     get_device().reinit()
     defaultclock.dt = 0.1 * ms
+
+
+# The network this process keeps for reuse: its structure key, the Brian2 objects a network needs
+# to run it again (``handles``) and the folder it was built in. One at most: Brian2 has one device.
+_KEPT = {"root": None, "key": None, "handles": None, "folder": None}
+
+
+def keep_builds(root: str | os.PathLike | None) -> None:
+    """Keep the last compiled network of this process for reuse, building under ``root``.
+
+    ``None`` switches reuse off (the default: every network builds in the folder it is given).
+    Calling it again with the same root changes nothing.
+    """
+    root = None if root is None else Path(root).resolve()
+    if root == _KEPT["root"]:
+        return
+    forget_kept_build()
+    _KEPT["root"] = root
+
+
+def keeping_builds() -> bool:
+    return _KEPT["root"] is not None
+
+
+def kept_build(key: str) -> dict | None:
+    """The Brian2 objects of the kept network if its structure key is ``key``, else ``None``."""
+    if _KEPT["root"] is None or _KEPT["key"] != key or not _KEPT["folder"].is_dir():
+        return None
+    return _KEPT["handles"]
+
+
+def kept_folder() -> Path:
+    """A fresh folder under the keep root for the next build (the previous kept build is gone by then)."""
+    _KEPT["root"].mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f"kept_{os.getpid()}_", dir=_KEPT["root"]))
+
+
+def remember_build(key: str, handles: dict, folder: Path) -> None:
+    _KEPT.update(key=key, handles=handles, folder=Path(folder))
+
+
+def forget_kept_build() -> None:
+    """Drop the kept network (and its build folder); called whenever Brian2 is reset."""
+    folder = _KEPT["folder"]
+    _KEPT.update(key=None, handles=None, folder=None)
+    if folder is not None:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 class _PeakChildMemory:
@@ -177,6 +231,10 @@ class CompiledNetwork:
         self.build_seconds = 0.0
         self.peak_binary_memory = 0.0  # MiB, largest resident memory seen of the simulator binary
         self._built = False
+        self._project_arrays: set[str] = set()
+        #: remove the run_args arrays after each run (forked workers leave that to their parent,
+        #: as they may share one file of identical values)
+        self.clean_after_run = True
         if self.device_name == "runtime":
             network.store("initial")
         else:
@@ -194,6 +252,8 @@ class CompiledNetwork:
                 f"building the {self.device_name} project in {self.build_dir} failed: {error}"
             ) from error
         self.build_seconds = time.perf_counter() - start
+        folder = self.build_dir / "static_arrays"
+        self._project_arrays = {p.name for p in folder.iterdir()} if folder.is_dir() else set()
         self._built = True
 
     def run(self, run_args: dict | None = None, results_subdir: str | None = None) -> None:
@@ -226,9 +286,16 @@ class CompiledNetwork:
                 run_args=run_args,
             )
         self.peak_binary_memory = max(self.peak_binary_memory, watch.peak_mib)
-        # Each distinct run_args array is written to static_arrays/ once; drop them so long
-        # studies do not fill the disk.
-        for name in device.run_args_arrays:
-            for path in (name, name + ".lock"):
+        if self.clean_after_run:
+            self.remove_run_arrays()
+
+    def remove_run_arrays(self) -> None:
+        """Delete the arrays ``run_args`` wrote to ``static_arrays/`` (one file per distinct value),
+        so long studies do not fill the disk; the project's own arrays stay."""
+        folder = self.build_dir / "static_arrays"
+        if self.device_name == "runtime" or not folder.is_dir():
+            return
+        for path in folder.iterdir():
+            if path.name not in self._project_arrays:
                 with contextlib.suppress(FileNotFoundError):
-                    os.remove(self.build_dir / "static_arrays" / path)
+                    path.unlink()

@@ -5,17 +5,26 @@ binary; the replay table (and whatever else a subclass passes in ``run_args``) c
 runs, the code never does. Independent chunks (no learning) can run in several processes at once,
 each with its own results folder: the processes are forked after the build, so they share the
 compiled binary.
+
+Constants that a subclass declares in ``RUN_ARG_CONSTANTS`` (fields of its parameter dataclass,
+``lif.NAME`` for the neuron's) reach the binary through ``run_args`` whenever they differ from the
+values it was built with. When the process keeps builds (:func:`models.devices.keep_builds`, as a
+parameter scan does), a network whose other constants and build arguments equal those of the kept
+one reuses its binary instead of compiling again.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing
 import os
+from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
 from datasets.records import SpikeSample
+from models import devices
 from models.inputs import table_values
 
 _ACTIVE = None  # the network a forked worker runs (set just before the pool forks)
@@ -23,6 +32,7 @@ _ACTIVE = None  # the network a forked worker runs (set just before the pool for
 
 def _run_in_worker(job):
     index, samples, kwargs = job
+    _ACTIVE.compiled.clean_after_run = False  # the parent removes the run_args arrays afterwards
     result = _ACTIVE.run_chunk(samples, results_subdir=f"results_{os.getpid()}", **kwargs)
     return index, result, _ACTIVE.compiled.peak_binary_memory
 
@@ -34,6 +44,53 @@ class ChunkedReplayNetwork:
     n_inputs: int
     chunk_size: int
     sample_steps: int
+    #: Constants taken through ``run_args`` on a compiled binary (``lif.NAME`` for the neuron's).
+    RUN_ARG_CONSTANTS: tuple[str, ...] = ()
+
+    def constant_variables(self) -> dict:
+        """``{"group.variable": (variable, value)}`` for the Brian2 variables set from the
+        ``RUN_ARG_CONSTANTS`` of ``self.params`` (constants that only seed Python-side state have none)."""
+        return {}
+
+    def compile(self, build, build_dir: Path, **build_args) -> None:
+        """Run ``build(folder)`` (which makes ``self.compiled`` and the Brian2 objects), or reuse the
+        kept build of this process when its structure is the same.
+
+        The structure is the class, ``build_args`` (everything else the build depends on) and every
+        constant of ``self.params`` outside ``RUN_ARG_CONSTANTS``.
+        """
+        key = repr((type(self).__qualname__, sorted(build_args.items()),
+                    structural_constants(self.params, self.RUN_ARG_CONSTANTS)))
+        handles = devices.kept_build(key)
+        if handles is not None:
+            vars(self).update(handles)
+            self.compiled.peak_binary_memory = 0.0
+            self.reused_binary = True
+            return
+        keep = devices.keeping_builds()
+        before = set(vars(self))
+        folder = devices.kept_folder() if keep else build_dir
+        build(folder)
+        # what the binary holds (instance state such as a seeded draw included), to compare with later
+        self.built_values = {name: value for name, (_, value) in self.constant_variables().items()}
+        self.reused_binary = False
+        if keep:
+            devices.remember_build(key, {k: v for k, v in vars(self).items() if k not in before}, folder)
+
+    @property
+    def build_seconds(self) -> float:
+        """Code generation and compilation time of this network (0 when it reused a kept binary)."""
+        return 0.0 if self.reused_binary else self.compiled.build_seconds
+
+    def constant_run_args(self) -> dict:
+        """``run_args`` for the constants whose values differ from those the binary was built with."""
+        if not self.reused_binary:
+            return {}
+        args = {}
+        for name, (variable, value) in self.constant_variables().items():
+            if not np.array_equal(np.asarray(value), np.asarray(self.built_values[name])):
+                args[variable] = value
+        return args
 
     def extra_run_args(self, samples: list[SpikeSample], **kwargs) -> dict:
         return {}
@@ -47,7 +104,12 @@ class ChunkedReplayNetwork:
             raise ValueError(f"a chunk holds at most {self.chunk_size} samples, got {len(samples)}")
         args = {self.replay.table: table_values(samples, self.n_inputs, self.replay.capacity,
                                                 self.sample_steps, self.dt)}
-        args.update(self.extra_run_args(samples, **kwargs))
+        args.update(self.constant_run_args())
+        # a subclass's own values win over constants (one entry per variable)
+        extra = self.extra_run_args(samples, **kwargs)
+        overridden = {_variable_name(key) for key in extra}
+        args = {key: value for key, value in args.items() if _variable_name(key) not in overridden}
+        args.update(extra)
         self.compiled.run(args, results_subdir=results_subdir)
         return self.collect(len(samples), **kwargs)
 
@@ -76,6 +138,7 @@ class ChunkedReplayNetwork:
                     if on_chunk is not None:
                         on_chunk(index)
             _ACTIVE = None
+            self.compiled.remove_run_arrays()
         else:
             for index in pending:
                 results[index] = self.run_chunk(chunks[index], **kwargs)
@@ -84,6 +147,26 @@ class ChunkedReplayNetwork:
                     on_chunk(index)
         bar.close()
         return [results[i] for i in pending]
+
+
+def _variable_name(key) -> str:
+    """``group.variable`` for a variable view, the name of a TimedArray."""
+    return f"{key.group_name}.{key.name}" if hasattr(key, "group_name") else key.name
+
+
+def structural_constants(params, run_arg_constants) -> dict[str, str]:
+    """``{name: repr(value)}`` of every constant of ``params`` not in ``run_arg_constants``
+    (nested dataclasses such as ``lif`` flattened to ``lif.NAME``)."""
+    out = {}
+    for field in dataclasses.fields(params):
+        value = getattr(params, field.name)
+        if dataclasses.is_dataclass(value):
+            inner = structural_constants(value, [n.split(".", 1)[1] for n in run_arg_constants
+                                                 if n.startswith(field.name + ".")])
+            out.update({f"{field.name}.{k}": v for k, v in inner.items()})
+        elif field.name not in run_arg_constants:
+            out[field.name] = repr(value)
+    return out
 
 
 def stack_counts(parts: list[np.ndarray], n_bins: int, n_neurons: int) -> np.ndarray:

@@ -121,6 +121,15 @@ def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+def build_vars(build_seconds: float, reused_binary: bool) -> dict:
+    """Results variables saying what building the Brian2 network cost."""
+    return {
+        "build_seconds": scalar(build_seconds, "s", "code generation and compilation (0 when reused)"),
+        "reused_binary": scalar(int(reused_binary), "1",
+                                "1 when the run reused a binary compiled earlier in its process (scan workers)"),
+    }
+
+
 def finish_results(ds: xr.Dataset, *, rule: str, config, splits: Splits, device: str, seed: int,
                    started: str) -> xr.Dataset:
     """Attach the global attributes every results file carries."""

@@ -124,7 +124,7 @@ def run(config: EPropStudyConfig) -> xr.Dataset:
 
         net.state_ = {k: v for k, v in best.items() if k != "epoch"}
         test = net.present(splits.test.samples, learn=False, progress="test", workers=config.workers)
-        build_seconds = net.compiled.build_seconds
+        build_seconds, reused = net.build_seconds, net.reused_binary
         binary_mib = net.compiled.peak_binary_memory
     finally:
         shutil.rmtree(build_dir, ignore_errors=True)
@@ -142,7 +142,7 @@ def run(config: EPropStudyConfig) -> xr.Dataset:
                                                recurrent=p.recurrent, n_parameters=n_params,
                                                best_epoch=int(best["epoch"])),
             "train_seconds": common.scalar(train_time, "s", "training wall time (all epochs, with validation)"),
-            "build_seconds": common.scalar(build_seconds, "s", "code generation and compilation"),
+            **common.build_vars(build_seconds, reused),
             "wall_seconds": common.scalar(time.perf_counter() - t_start, "s", "wall time of this invocation"),
             **common.memory_vars(binary_mib),
         },

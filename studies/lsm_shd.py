@@ -105,7 +105,7 @@ def run(config: LSMStudyConfig) -> xr.Dataset:
             if config.spike_time_readout:
                 arrays.update(zip(("sizes", "units", "times"), _pack_spikes(responses[name]["spikes"])))
             common.save_checkpoint(path, **arrays)
-        build_seconds = liquid.compiled.build_seconds
+        build_seconds, reused = liquid.build_seconds, liquid.reused_binary
         binary_mib = liquid.compiled.peak_binary_memory
         synops = liquid.synaptic_operations(splits.test.samples, responses["test"]["counts"])
     finally:
@@ -156,7 +156,7 @@ def run(config: LSMStudyConfig) -> xr.Dataset:
                                        "training wall time: simulating train and validation, fitting and choosing readouts"),
         "samples_per_second": common.scalar(sum(len(d) for d in sets.values()) / max(extraction, 1e-9), "1/s",
                                             f"reservoir simulation throughput with {config.workers} processes"),
-        "build_seconds": common.scalar(build_seconds, "s", "code generation and compilation"),
+        **common.build_vars(build_seconds, reused),
         "wall_seconds": common.scalar(time.perf_counter() - t_start, "s", "wall time of this invocation"),
         **common.memory_vars(binary_mib),
         "confusion": (("true_class", "predicted_class"), confusion_matrix(labels["test"], predicted, labels=np.arange(n_classes)),

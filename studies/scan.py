@@ -8,11 +8,20 @@
 Any field of the shared LIF constants (``models/lif.py``) or of the rule's own parameter dataclass
 (``STDPParams``, ``ReservoirParams``, ``EPropParams``, ``BPTTParams``) can be scanned; values carry
 units where the constant has them and are checked against it. ``--grid`` takes a JSON file
-``{"tau_mem": ["10ms", "20ms"], "weight_scale": [0.5, 1]}`` instead. Every grid point (and seed)
-runs the rule's study in its own process with its own build folder, writes its own result file
-atomically as soon as it finishes (``OUT/scan_<rule>/points/``), and a failing point records its
-error while the scan goes on; ``--resume`` skips the points already done. The combined dataset
-``OUT/scan_<rule>.nc`` has one dimension per scanned parameter plus ``seed``.
+``{"tau_mem": ["10ms", "20ms"], "weight_scale": [0.5, 1]}`` instead.
+
+Points run side by side in worker processes; each worker keeps the Brian2 binary it compiled last.
+Constants that a network takes through ``run_args`` (its ``RUN_ARG_CONSTANTS``: the neuron's
+constants, weights and learning rates of STDP, the liquid and e-prop) change on that binary, so a
+worker compiles once per structure; any other constant (sizes, ``dt``, connectivity, and for the
+liquid the seed, which draws its wiring) makes the point build in its own folder. Points are sent
+out grouped by structure so that workers meet the binary they hold. The results record, per point,
+whether it reused a binary and how long its build took.
+
+Every point writes its own result file atomically as soon as it finishes
+(``OUT/scan_<rule>/points/``), and a failing point records its error while the scan goes on;
+``--resume`` skips the points already done. The combined dataset ``OUT/scan_<rule>.nc`` has one
+dimension per scanned parameter plus ``seed``.
 """
 
 from __future__ import annotations
@@ -23,7 +32,10 @@ import hashlib
 import itertools
 import json
 import os
+import shutil
+import socket
 import sys
+import threading
 import time
 import traceback
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -45,7 +57,13 @@ METRICS = {
     "spikes_per_sample": ("1", "network spikes per test sample"),
     "synaptic_operations_per_sample": ("1", "synaptic events per test sample"),
     "point_seconds": ("s", "wall time of the whole point, start-up included"),
+    "build_seconds": ("s", "code generation and compilation (0 when the point reused a compiled binary)"),
+    "reused_binary": ("1", "1 when the point ran on a binary its worker had compiled for an earlier point"),
 }
+#: Metrics a point's study reports under the same name.
+STUDY_METRICS = ("test_accuracy", "train_seconds", "spikes_per_sample", "synaptic_operations_per_sample",
+                 "build_seconds")
+_POINT_LOCK = threading.Lock()  # Brian2 has one device per process: points in one process take turns
 
 
 def rule_params(rule: str):
@@ -98,6 +116,24 @@ def parse_param(text: str) -> tuple[str, list[str]]:
     return name.strip(), [v.strip() for v in values.split(",") if v.strip()]
 
 
+def run_arg_constants(rule: str) -> tuple[str, ...]:
+    """Constants of ``rule`` that change on a compiled binary (scan names: LIF fields without ``lif.``)."""
+    if rule == "bptt":
+        return ()
+    from learning_rules.eprop import EPropNetwork
+    from learning_rules.lsm import Liquid
+    from learning_rules.stdp import STDPNetwork
+
+    names = {"stdp": STDPNetwork, "lsm": Liquid, "eprop": EPropNetwork}[rule].RUN_ARG_CONSTANTS
+    return tuple(name.removeprefix("lif.") for name in names)
+
+
+def structure_order(rule: str, point: dict[str, str], seed: int) -> tuple:
+    """Sort key that puts points sharing a compiled binary next to each other."""
+    swappable = run_arg_constants(rule)
+    return (seed, tuple(sorted((k, v) for k, v in point.items() if k not in swappable)))
+
+
 def point_key(point: dict[str, str], seed: int) -> str:
     text = json.dumps({"point": point, "seed": seed}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
@@ -105,6 +141,11 @@ def point_key(point: dict[str, str], seed: int) -> str:
 
 def run_point(rule: str, point: dict[str, str], seed: int, base: dict) -> dict:
     """Run one grid point; returns its metrics, or the error that stopped it (never raises)."""
+    with _POINT_LOCK:
+        return _run_point(rule, point, seed, base)
+
+
+def _run_point(rule, point, seed, base):
     start = time.perf_counter()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     try:
@@ -115,12 +156,18 @@ def run_point(rule: str, point: dict[str, str], seed: int, base: dict) -> dict:
         # (make -j) nor PyTorch should spread one point over every core.
         from threadpoolctl import threadpool_limits
 
+        from models import devices
+
         torch.set_num_threads(1)
         prefs.devices.cpp_standalone.extra_make_args_unix = ["-j1"]
+        # This worker keeps its last binary (one folder per worker process) for the next point.
+        keep_root = Path(base["out"]) / "build" / f"worker_{socket.gethostname()}_{os.getpid()}"
+        devices.keep_builds(keep_root)
         with threadpool_limits(limits=1):  # BLAS/OpenMP inside numpy and scikit-learn
             ds = _run_study(rule, point, seed, base)
-        out = {name: float(ds[name]) if name in ds else float("nan") for name in METRICS if name != "point_seconds"}
+        out = {name: float(ds[name]) if name in ds else float("nan") for name in STUDY_METRICS}
         out["best_val_accuracy"] = float(np.nanmax(ds.val_accuracy.values))
+        out["reused_binary"] = float(ds["reused_binary"]) if "reused_binary" in ds else 0.0
         out.update(error="", dataset=ds.attrs["dataset"])
     except Exception as error:  # a failing point is recorded, the scan goes on
         out = {name: float("nan") for name in METRICS}
@@ -215,6 +262,7 @@ def run_scan(rule: str, grid: dict[str, list[str]], seeds: list[int], base: dict
     points = [dict(zip(names, combo)) for combo in itertools.product(*(grid[n] for n in names))]
     jobs = [(p, s) for p in points for s in seeds]
     todo = [(p, s) for p, s in jobs if not (resume and (folder / f"{point_key(p, s)}.nc").exists())]
+    todo.sort(key=lambda job: structure_order(rule, *job))  # stable: run_args constants vary fastest
     base = {**base, "out": str(Path(base["out"]) / f"scan_{rule}")}
     executor = _DaskExecutor(scheduler, local_cluster) if (scheduler or local_cluster) else _LocalExecutor(workers)
     started = time.perf_counter()
@@ -231,6 +279,7 @@ def run_scan(rule: str, grid: dict[str, list[str]], seeds: list[int], base: dict
         bar.close()
     finally:
         executor.close()
+        shutil.rmtree(Path(base["out"]) / "build", ignore_errors=True)  # the workers' kept binaries
     return combine(rule, grid, seeds, folder, base, time.perf_counter() - started)
 
 

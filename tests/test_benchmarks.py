@@ -53,3 +53,4 @@ def test_bench_scan_tiny(tmp_path):
 
     ds = xr.load_dataset(bench_scan.main(["--rule", "bptt", "--points", "2", "--n-train", "30", "--out", str(tmp_path)]))
     assert (ds.points_per_second > 0).all() and ds.speedup > 0
+    assert list(ds.binaries_built.values) == [0, 0], "the PyTorch baseline compiles nothing"

@@ -75,3 +75,21 @@ def test_grid_file_and_malformed_param(tmp_path, capsys):
     with pytest.raises(SystemExit):
         scan.build_parser().parse_args(BASE + ["--param", "tau_mem"])
     assert "NAME=V1,V2" in capsys.readouterr().err
+
+
+def test_brian2_scan_reuses_one_binary_per_worker_and_matches_fresh_builds(tmp_path):
+    """tau_mem is a (shared, constant) variable of the liquid: the second point runs on the first
+    point's binary, and gives what a scan of that point alone (its own build) gives."""
+    lsm = ["--rule", "lsm", "--dataset", "synthetic", "--n-train", "40", "--n-test", "20",
+           "--device", "cpp_standalone", "--param", "n_neurons=200", "--workers", "1"]
+    ds = xr.load_dataset(scan.main(lsm + ["--param", "tau_mem=10ms,30ms", "--out", str(tmp_path / "both")]))
+    alone = xr.load_dataset(scan.main(lsm + ["--param", "tau_mem=30ms", "--out", str(tmp_path / "alone")]))
+    assert ds.attrs["failed_points"] == 0
+    first, second = ds.sel(n_neurons="200", tau_mem="10ms", seed=0), ds.sel(n_neurons="200", tau_mem="30ms", seed=0)
+    assert float(first.reused_binary) == 0 and float(first.build_seconds) > 0
+    assert float(second.reused_binary) == 1 and float(second.build_seconds) == 0
+    assert float(alone.reused_binary.squeeze()) == 0
+    assert float(first.spikes_per_sample) != float(second.spikes_per_sample)
+    for name in ("test_accuracy", "spikes_per_sample", "synaptic_operations_per_sample"):
+        assert float(second[name]) == float(alone[name].squeeze()), name
+    assert not (tmp_path / "both" / "scan_lsm" / "build").exists(), "kept binaries are removed after the scan"

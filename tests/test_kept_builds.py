@@ -1,0 +1,127 @@
+"""One compiled binary, many constants: networks that reuse a kept build through ``run_args``."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+from brian2 import Hz, mV, ms
+
+from datasets import Preprocessing, load_splits
+from datasets.synthetic import SyntheticConfig
+from learning_rules.eprop import EPropNetwork, EPropParams
+from learning_rules.lsm import Liquid, ReservoirParams
+from learning_rules.stdp import STDPNetwork, STDPParams
+from models import devices
+from models.inputs import chunk_capacity
+from models.lif import LIFParams
+
+DATA = SyntheticConfig(n_channels=30, n_classes=3, n_train=12, n_test=3, duration=150 * ms, spikes_per_burst=4,
+                       margin=20 * ms)
+# Every neuron constant differs from the defaults the first network is built with.
+LIF_B = LIFParams(tau_mem=14 * ms, tau_syn=7 * ms, v_rest=-1 * mV, v_reset=-2 * mV, v_threshold=8 * mV, t_ref=3 * ms)
+
+
+def _samples(dt):
+    splits = load_splits("synthetic", synthetic=DATA, preprocessing=Preprocessing(duration=150 * ms, dt=dt),
+                         val_fraction=0.2)
+    return splits.train.samples[:4]
+
+
+def _stdp(params, device, build_dir, samples, seed=1):
+    return STDPNetwork(params, 30, sample_duration=150 * ms, dt=0.1 * ms, chunk_size=4,
+                       capacity=chunk_capacity([samples], 4, 30), n_bins=3, device_name=device,
+                       build_dir=build_dir, seed=seed)
+
+
+def _liquid(params, device, build_dir, samples, seed=1):
+    return Liquid(params, 30, sample_duration=150 * ms, dt=0.1 * ms, chunk_size=4,
+                  capacity=chunk_capacity([samples], 4, 30), n_bins=3, device_name=device, build_dir=build_dir,
+                  seed=seed)
+
+
+def _eprop(params, device, build_dir, samples, seed=1):
+    return EPropNetwork(params, 30, 3, sample_duration=150 * ms, chunk_size=4,
+                        capacity=chunk_capacity([samples], 4, 30), device_name=device, build_dir=build_dir, seed=seed)
+
+
+def _run_stdp(net, samples):
+    counts = net.run_chunk(samples, learn=True)
+    return {"counts": counts, "weights": net.weights_ / mV, "theta": net.theta_ / mV}
+
+
+def _run_liquid(net, samples):
+    return {"counts": net.run_chunk(samples)["counts"]}
+
+
+def _run_eprop(net, samples):
+    out = net.run_chunk(samples, learn=True)
+    return {"logits": out["logits"], "counts": out["counts"], "w_in": net.state_["w_in"], "w_out": net.state_["w_out"]}
+
+
+STDP_A = STDPParams(n_neurons=8, w_mean=3.0 * mV, w_init_max=6 * mV, theta_plus=0.5 * mV, a_plus=0.1 * mV,
+                    a_minus=0.1 * mV, w_max=8 * mV)
+LSM_A = ReservoirParams(n_neurons=40, p_input=0.3, weight_scale=1.5)
+EPROP_A = EPropParams(n_hidden=10, feedback="random", weight_scale=15.0)
+CASES = {
+    # every constant the network declares as run_args, changed at once
+    "stdp": (_stdp, _run_stdp, 0.1 * ms, STDP_A, dataclasses.replace(
+        STDP_A, lif=LIF_B, w_max=7 * mV, w_init_max=5 * mV, w_mean=2.5 * mV, a_plus=0.15 * mV,
+        a_minus=0.08 * mV, tau_pre=12 * ms, tau_post=25 * ms, theta_plus=0.3 * mV, tau_theta=5 * ms * 1000,
+        w_inhibition=2 * mV), dict(n_neurons=9)),
+    "lsm": (_liquid, _run_liquid, 0.1 * ms, LSM_A, dataclasses.replace(
+        LSM_A, lif=LIF_B, w_ee=1.2 * mV, w_ei=2.5 * mV, w_ie=-3 * mV, w_ii=-5 * mV, weight_scale=2.0,
+        w_input=4 * mV), dict(p_input=0.25)),
+    "eprop": (_eprop, _run_eprop, 1 * ms, EPROP_A, dataclasses.replace(
+        EPROP_A, lif=LIF_B, learning_rate=0.05 * mV, surrogate_slope=5.0, weight_scale=12.0),
+        dict(target_rate=5 * Hz)),
+}
+
+
+@pytest.fixture(autouse=True)
+def _no_kept_build_afterwards():
+    yield
+    devices.keep_builds(None)
+    devices.reset_brian()
+
+
+def test_every_rule_declares_only_its_own_constants():
+    for network, params in ((STDPNetwork, STDP_A), (Liquid, LSM_A), (EPropNetwork, EPROP_A)):
+        own = {f.name for f in dataclasses.fields(params)} | {f"lif.{f.name}" for f in dataclasses.fields(LIFParams)}
+        assert set(network.RUN_ARG_CONSTANTS) <= own, network.__name__
+
+
+@pytest.mark.parametrize("rule", ["stdp", "lsm", "eprop"])
+def test_kept_binary_with_new_constants_equals_a_fresh_build(tmp_path, rule):
+    make, run, dt, params_a, params_b, _ = CASES[rule]
+    samples = _samples(dt)
+    devices.keep_builds(tmp_path / "kept")
+    first = make(params_a, "cpp_standalone", tmp_path / "unused_a", samples)
+    result_a = run(first, samples)
+    assert not first.reused_binary and first.build_seconds > 0
+    second = make(params_b, "cpp_standalone", tmp_path / "unused_b", samples)
+    assert second.reused_binary and second.build_seconds == 0
+    assert second.compiled is first.compiled, "the second network must run the first one's binary"
+    result_b = run(second, samples)
+    devices.keep_builds(None)
+    # the same constants built from scratch (runtime device: agrees with cpp_standalone, see the rule's tests)
+    fresh = run(make(params_b, "runtime", tmp_path / "fresh", samples), samples)
+    assert result_a["counts"].sum() > 0 and result_b["counts"].sum() > 0, "the network must fire"
+    assert not np.array_equal(result_a["counts"], result_b["counts"]), "the new constants must change the run"
+    for name, value in fresh.items():
+        np.testing.assert_allclose(result_b[name], value, rtol=1e-9, atol=1e-12, err_msg=name)
+
+
+@pytest.mark.parametrize("rule", ["stdp", "lsm", "eprop"])
+def test_a_structural_constant_or_build_argument_builds_again(tmp_path, rule):
+    make, _, dt, params_a, params_b, structural = CASES[rule]
+    samples = _samples(dt)
+    devices.keep_builds(tmp_path / "kept")
+    make(params_a, "runtime", tmp_path, samples)
+    assert make(params_b, "runtime", tmp_path, samples).reused_binary
+    assert not make(dataclasses.replace(params_b, **structural), "runtime", tmp_path, samples).reused_binary
+    # The liquid's seed draws its wiring, so it is part of the structure; the other rules' seeds
+    # only draw initial weights, which every run passes anyway.
+    again = make(dataclasses.replace(params_b, **structural), "runtime", tmp_path, samples, seed=5)
+    assert again.reused_binary == (rule != "lsm")
+    devices.keep_builds(None)
+    assert not make(params_a, "runtime", tmp_path, samples).reused_binary, "no reuse unless the process keeps builds"
