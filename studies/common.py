@@ -121,9 +121,10 @@ def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def build_vars(build_seconds: float, reused_binary: bool) -> dict:
-    """Results variables saying what building the Brian2 network cost."""
+def build_vars(build_seconds: float, reused_binary: bool, chunk_size: int) -> dict:
+    """Results variables saying what building the Brian2 network cost and how it ran."""
     return {
+        "chunk_size": scalar(int(chunk_size), "1", "samples per run of the binary"),
         "build_seconds": scalar(build_seconds, "s", "code generation and compilation (0 when reused)"),
         "reused_binary": scalar(int(reused_binary), "1",
                                 "1 when the run reused a binary compiled earlier in its process (scan workers)"),

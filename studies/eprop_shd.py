@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from datasets import Preprocessing
 from learning_rules.eprop import EPropNetwork, EPropParams
-from models.inputs import chunk_capacity
+from models.inputs import balanced_chunk_size, chunk_capacity
 from studies import common
 from studies.units import parse_quantity
 
@@ -46,7 +46,7 @@ class EPropStudyConfig:
     resume: bool = False  # continue from the checkpoint of an identical run
     duration: Quantity = common.const(1 * second)  # samples cropped/padded to this length
     pool: int = 1  # neighbouring input channels summed into one
-    chunk_size: int = 100  # samples per run of the binary
+    chunk_size: int = 100  # most samples per run of the binary (balanced to the set sizes)
     workers: int = 2  # processes for evaluation chunks
     eprop: EPropParams = dataclasses.field(default_factory=EPropParams)  # network and learning constants
 
@@ -66,13 +66,14 @@ def run(config: EPropStudyConfig) -> xr.Dataset:
     state = common.load_checkpoint(ckpt_path) if config.resume else None
     if state is not None and str(state["config"]) != config_text:
         raise ValueError(f"{ckpt_path} belongs to a run with another configuration; drop --resume or use another --out")
-    capacity = chunk_capacity([splits.train.samples, splits.val.samples, splits.test.samples], config.chunk_size,
+    chunk_size = balanced_chunk_size([len(splits.train), len(splits.val), len(splits.test)], config.chunk_size)
+    capacity = chunk_capacity([splits.train.samples, splits.val.samples, splits.test.samples], chunk_size,
                               splits.n_channels)
     build_dir = Path(tempfile.mkdtemp(prefix=f"{RULE}_", dir=common.build_root(config.out)))
     keys = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "epoch_seconds")
     try:
         net = EPropNetwork(p, splits.n_channels, splits.n_classes, sample_duration=config.duration,
-                           chunk_size=config.chunk_size, capacity=capacity, device_name=config.device,
+                           chunk_size=chunk_size, capacity=capacity, device_name=config.device,
                            build_dir=build_dir, seed=config.seed)
         history = {k: [] for k in keys}
         epoch, chunk, partial, best = 0, 0, {"loss": [], "correct": []}, None
@@ -98,7 +99,7 @@ def run(config: EPropStudyConfig) -> xr.Dataset:
             order = np.random.default_rng([config.seed, epoch]).permutation(len(splits.train))
             samples = [splits.train.samples[i] for i in order]
             labels = y_train[order]
-            chunks = [slice(i, i + config.chunk_size) for i in range(0, len(samples), config.chunk_size)]
+            chunks = [slice(i, i + chunk_size) for i in range(0, len(samples), chunk_size)]
             bar = tqdm(total=len(samples), initial=sum(c.stop - c.start for c in chunks[:chunk]), unit="sample",
                        desc=f"epoch {epoch + 1}/{config.epochs} e-prop")
             for index in range(chunk, len(chunks)):
@@ -142,7 +143,7 @@ def run(config: EPropStudyConfig) -> xr.Dataset:
                                                recurrent=p.recurrent, n_parameters=n_params,
                                                best_epoch=int(best["epoch"])),
             "train_seconds": common.scalar(train_time, "s", "training wall time (all epochs, with validation)"),
-            **common.build_vars(build_seconds, reused),
+            **common.build_vars(build_seconds, reused, chunk_size),
             "wall_seconds": common.scalar(time.perf_counter() - t_start, "s", "wall time of this invocation"),
             **common.memory_vars(binary_mib),
         },
@@ -169,7 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="step size in weight units (e.g. 0.02mV)")
     parser.add_argument("--rate-penalty", type=float, default=d.rate_penalty, help="firing-rate regulariser strength (1/Hz^2)")
     parser.add_argument("--weight-scale", type=float, default=d.weight_scale, help="initial weight scale")
-    parser.add_argument("--chunk-size", type=int, default=100, help="samples per run of the binary")
+    parser.add_argument("--chunk-size", type=int, default=100, help="most samples per run of the binary (balanced to the set sizes)")
     parser.add_argument("--workers", type=int, default=2, help="processes for evaluation")
     return parser
 

@@ -31,7 +31,7 @@ from datasets import Preprocessing, spike_counts
 from learning_rules.lsm import Liquid, ReservoirParams
 from learning_rules.readout import fit_logistic_readout, predict_readout, score_readout
 from learning_rules.spike_time_readout import SpikeTimeOFRReadout
-from models.inputs import chunk_capacity
+from models.inputs import balanced_chunk_size, chunk_capacity
 from studies import common
 from studies.units import parse_quantity
 
@@ -53,7 +53,7 @@ class LSMStudyConfig:
     duration: Quantity = common.const(1 * second)  # samples cropped/padded to this length
     pool: int = 1  # neighbouring input channels summed into one
     n_bins: int = 10  # time bins of the count features
-    chunk_size: int = 100  # samples per run of the binary
+    chunk_size: int = 100  # most samples per run of the binary (balanced to the set sizes)
     workers: int = 2  # processes simulating chunks at once
     spike_time_readout: bool = True  # also fit the Florescu & Coca readout (records reservoir spikes)
     ofr_tau: Quantity = common.const(10 * ms)  # filter time constant of the spike-train inner product
@@ -80,12 +80,13 @@ def run(config: LSMStudyConfig) -> xr.Dataset:
     n_in, n_classes, n_res = splits.n_channels, splits.n_classes, config.reservoir.n_neurons
     config_text = common.config_json(dataclasses.replace(config, resume=False))
     ckpt_dir = Path(config.out) / "checkpoints" / f"{RULE}_{splits.dataset}_seed{config.seed}"
-    capacity = chunk_capacity([d.samples for d in sets.values()], config.chunk_size, n_in)
+    chunk_size = balanced_chunk_size([len(d) for d in sets.values()], config.chunk_size)
+    capacity = chunk_capacity([d.samples for d in sets.values()], chunk_size, n_in)
     build_dir = Path(tempfile.mkdtemp(prefix=f"{RULE}_", dir=common.build_root(config.out)))
     responses, seconds = {}, {}
     try:
         liquid = Liquid(config.reservoir, n_in, sample_duration=config.duration, dt=config.dt,
-                        chunk_size=config.chunk_size, capacity=capacity, n_bins=config.n_bins,
+                        chunk_size=chunk_size, capacity=capacity, n_bins=config.n_bins,
                         device_name=config.device, build_dir=build_dir, seed=config.seed,
                         record_spikes=config.spike_time_readout)
         for name, data in sets.items():
@@ -156,7 +157,7 @@ def run(config: LSMStudyConfig) -> xr.Dataset:
                                        "training wall time: simulating train and validation, fitting and choosing readouts"),
         "samples_per_second": common.scalar(sum(len(d) for d in sets.values()) / max(extraction, 1e-9), "1/s",
                                             f"reservoir simulation throughput with {config.workers} processes"),
-        **common.build_vars(build_seconds, reused),
+        **common.build_vars(build_seconds, reused, chunk_size),
         "wall_seconds": common.scalar(time.perf_counter() - t_start, "s", "wall time of this invocation"),
         **common.memory_vars(binary_mib),
         "confusion": (("true_class", "predicted_class"), confusion_matrix(labels["test"], predicted, labels=np.arange(n_classes)),
@@ -184,7 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--duration", type=parse_quantity(second), default=1 * second, help="sample length")
     parser.add_argument("--pool", type=int, default=1, help="neighbouring input channels summed into one")
     parser.add_argument("--n-bins", type=int, default=10, help="time bins of the count features")
-    parser.add_argument("--chunk-size", type=int, default=100, help="samples per run of the binary")
+    parser.add_argument("--chunk-size", type=int, default=100, help="most samples per run of the binary (balanced to the set sizes)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes simulating at once")
     parser.add_argument("--no-spike-time-readout", action="store_true", help="skip the Florescu & Coca readout")
     return parser

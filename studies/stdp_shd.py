@@ -27,7 +27,7 @@ from sklearn.metrics import confusion_matrix
 
 from datasets import Preprocessing
 from learning_rules.readout import LabelAssignment, fit_logistic_readout, predict_readout
-from models.inputs import chunk_capacity
+from models.inputs import balanced_chunk_size, chunk_capacity
 from learning_rules.stdp import STDPNetwork, STDPParams
 from studies import common
 from studies.units import parse_quantity
@@ -50,7 +50,7 @@ class STDPStudyConfig:
     duration: Quantity = common.const(1 * second)  # samples cropped/padded to this length
     pool: int = 1  # neighbouring input channels summed into one
     n_bins: int = 5  # time bins of the logistic readout's features
-    chunk_size: int = 100  # samples per run of the binary
+    chunk_size: int = 100  # most samples per run of the binary (balanced to the set sizes)
     stdp: STDPParams = dataclasses.field(default_factory=STDPParams)  # network constants
 
 
@@ -77,11 +77,12 @@ def run(config: STDPStudyConfig) -> xr.Dataset:
     if state is not None and str(state["config"]) != config_text:
         raise ValueError(f"{ckpt_path} belongs to a run with another configuration; drop --resume or use another --out")
 
-    capacity = chunk_capacity([splits.train.samples, splits.val.samples, splits.test.samples], config.chunk_size, n_in)
+    chunk_size = balanced_chunk_size([len(splits.train), len(splits.val), len(splits.test)], config.chunk_size)
+    capacity = chunk_capacity([splits.train.samples, splits.val.samples, splits.test.samples], chunk_size, n_in)
     build_dir = Path(tempfile.mkdtemp(prefix=f"{RULE}_", dir=common.build_root(config.out)))
     try:
         net = STDPNetwork(config.stdp, n_in, sample_duration=config.duration, dt=config.dt,
-                          chunk_size=config.chunk_size, capacity=capacity, n_bins=config.n_bins,
+                          chunk_size=chunk_size, capacity=capacity, n_bins=config.n_bins,
                           device_name=config.device, build_dir=build_dir, seed=config.seed)
         history = {"val_logistic": [], "val_assignment": [], "train_logistic": [], "epoch_seconds": []}
         epoch, chunk, elapsed = 0, 0, 0.0
@@ -161,7 +162,7 @@ def run(config: STDPStudyConfig) -> xr.Dataset:
             "train_samples_per_second": common.scalar(
                 len(splits.train) * len(history["epoch_seconds"]) / max(train_time, 1e-9), "1/s",
                 "training throughput including response extraction"),
-            **common.build_vars(build_seconds, reused),
+            **common.build_vars(build_seconds, reused, chunk_size),
             "wall_seconds": common.scalar(time.perf_counter() - t_start, "s", "wall time of this invocation"),
             **common.memory_vars(binary_mib),
             "confusion": (("true_class", "predicted_class"),
@@ -188,7 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--duration", type=parse_quantity(second), default=1 * second, help="sample length")
     parser.add_argument("--pool", type=int, default=1, help="neighbouring input channels summed into one")
     parser.add_argument("--n-bins", type=int, default=5, help="time bins of the logistic readout's features")
-    parser.add_argument("--chunk-size", type=int, default=100, help="samples per run of the compiled binary")
+    parser.add_argument("--chunk-size", type=int, default=100, help="most samples per run of the binary (balanced to the set sizes)")
     return parser
 
 

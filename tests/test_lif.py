@@ -157,3 +157,19 @@ def test_surrogate_backward_equals_its_formula():
     out.sum().backward()
     torch.testing.assert_close(out.detach(), (u.detach() > 0).double())
     torch.testing.assert_close(u.grad, 1 / (10 * u.detach().abs() + 1) ** 2)
+
+
+def test_balanced_chunk_size_simulates_fewer_silent_samples():
+    from models.inputs import balanced_chunk_size
+
+    assert balanced_chunk_size([75, 25, 25], 100) == 25  # 125 samples simulated instead of 300
+    assert balanced_chunk_size([1800, 200, 250], 100) == 100
+    assert balanced_chunk_size([3], 100) == 3
+    assert balanced_chunk_size([], 40) == 40
+    for sizes in ([6500, 815, 2264], [40, 10, 20], [1, 1000]):
+        chunk = balanced_chunk_size(sizes, 100)
+        assert 1 <= chunk <= 100
+        simulated = sum(-(-n // chunk) * chunk for n in sizes)
+        assert simulated <= sum(-(-n // 100) * 100 for n in sizes)
+    with pytest.raises(ValueError, match="at least 1"):
+        balanced_chunk_size([10], 0)
