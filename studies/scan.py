@@ -348,4 +348,8 @@ def main(argv=None) -> Path:
 
 
 if __name__ == "__main__":
-    common.run_main(main)
+    # Run the imported module, not this __main__ copy: workers (Dask, spawned processes) then find
+    # run_point by its module name instead of receiving this script's globals by value.
+    from studies import scan
+
+    common.run_main(scan.main)

@@ -20,7 +20,10 @@ METRICS = ["test_accuracy", "best_val_accuracy", "spikes_per_sample", "synaptic_
 def test_scan_on_a_dask_local_cluster_matches_local_processes(tmp_path):
     grid = ["--param", "tau_mem=10ms,30ms"]
     local = xr.load_dataset(scan.main(BASE + grid + ["--workers", "2", "--out", str(tmp_path / "local")]))
-    dask = xr.load_dataset(scan.main(BASE + grid + ["--local-cluster", "2", "--out", str(tmp_path / "dask")]))
+    # from the command line, as a researcher runs it (the script's functions must reach the workers)
+    subprocess.run([sys.executable, str(Path(scan.__file__)), *BASE, *grid, "--local-cluster", "2", "--out",
+                    str(tmp_path / "dask")], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    dask = xr.load_dataset(tmp_path / "dask" / "scan_bptt.nc")
     assert local.test_accuracy.dims == ("tau_mem", "seed") and list(local.tau_mem.values) == ["10ms", "30ms"]
     for name in METRICS:
         np.testing.assert_array_equal(local[name].values, dask[name].values)
