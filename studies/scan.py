@@ -16,7 +16,7 @@ constants, weights and learning rates of STDP, the liquid and e-prop) change on 
 worker compiles once per structure; any other constant (sizes, ``dt``, connectivity, and for the
 liquid the seed, which draws its wiring) makes the point build in its own folder. Points are sent
 out grouped by structure so that workers meet the binary they hold. The results record, per point,
-whether it reused a binary and how long its build took.
+whether it reused a binary and how long its build took; ``--no-reuse`` builds every point afresh.
 
 Every point writes its own result file atomically as soon as it finishes
 (``OUT/scan_<rule>/points/``), and a failing point records its error while the scan goes on;
@@ -162,7 +162,7 @@ def _run_point(rule, point, seed, base):
         prefs.devices.cpp_standalone.extra_make_args_unix = ["-j1"]
         # This worker keeps its last binary (one folder per worker process) for the next point.
         keep_root = Path(base["out"]) / "build" / f"worker_{socket.gethostname()}_{os.getpid()}"
-        devices.keep_builds(keep_root)
+        devices.keep_builds(keep_root if base.get("reuse", True) else None)
         with threadpool_limits(limits=1):  # BLAS/OpenMP inside numpy and scikit-learn
             ds = _run_study(rule, point, seed, base)
         out = {name: float(ds[name]) if name in ds else float("nan") for name in STUDY_METRICS}
@@ -319,6 +319,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--scheduler", default=None, help="address of a Dask scheduler (e.g. tcp://host:8786)")
     parser.add_argument("--local-cluster", type=int, default=None, metavar="N",
                         help="run on an in-process Dask LocalCluster of N workers")
+    parser.add_argument("--no-reuse", action="store_true",
+                        help="build every point's Brian2 network afresh instead of reusing a worker's binary")
     return parser
 
 
@@ -336,7 +338,7 @@ def main(argv=None) -> Path:
     if args.lif:
         raise ValueError("--lif does not combine with a scan; scan the constant with --param instead")
     base = dict(dataset=args.dataset, data_dir=str(args.data_dir) if args.data_dir else None, n_train=args.n_train,
-                n_test=args.n_test, epochs=args.epochs, device=args.device, out=str(args.out))
+                n_test=args.n_test, epochs=args.epochs, device=args.device, out=str(args.out), reuse=not args.no_reuse)
     if args.rule == "bptt" and args.device not in ("cpu", "cuda"):
         base["device"] = "cpu"
     seeds = [args.seed + k for k in range(args.seeds)]
