@@ -1,6 +1,6 @@
 """Benchmark: scan throughput with one and two local worker processes, and the overhead per point.
 
-    python studies/bench_scan.py --rule lsm --points 12
+    python studies/bench_scan.py --rule lsm --points 24
 
 Runs the same scan (``--points`` values of ``tau_mem``, built-in set) with 1 and with 2 workers.
 Overhead per point is the wall time per point (one worker) minus the time the point itself took
@@ -75,7 +75,7 @@ def main(argv=None) -> Path:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--rule", choices=scan.RULES, default="lsm", help="rule whose scan is timed")
-    parser.add_argument("--points", type=int, default=12, help="grid points")
+    parser.add_argument("--points", type=int, default=24, help="grid points")
     parser.add_argument("--n-train", type=int, default=100, help="training samples per point")
     parser.add_argument("--out", type=Path, default=Path("results"), help="folder for the results file")
     args = parser.parse_args(argv)
