@@ -50,7 +50,7 @@ from datasets.records import SpikeSample
 from models import devices
 from models.counting import COUNT_EQUATION, COUNT_RESET, BinnedCounter
 from models.inputs import SpikeReplay
-from models.lif import LIFParams, check_quantity, const, lif_group
+from models.lif import LIF_RUN_ARG_CONSTANTS, LIFParams, check_quantity, const, lif_group
 from models.lif_torch import lif_constants
 from models.replay_network import ChunkedReplayNetwork
 
@@ -134,7 +134,7 @@ class EPropNetwork(ChunkedReplayNetwork):
     binary through ``run_args``; the layer sizes, ``dt`` and the kind of feedback and update are built in.
     """
 
-    RUN_ARG_CONSTANTS = tuple(f"lif.{f.name}" for f in dataclasses.fields(LIFParams)) + (
+    RUN_ARG_CONSTANTS = LIF_RUN_ARG_CONSTANTS + (
         "learning_rate", "surrogate_slope", "weight_scale")
 
     def __init__(self, params: EPropParams, n_inputs: int, n_classes: int, *, sample_duration: Quantity,
@@ -164,7 +164,7 @@ class EPropNetwork(ChunkedReplayNetwork):
         params = self.params
         k = lif_constants(params.lif, params.dt)
         unit = params.lif.v_threshold - params.lif.v_rest
-        out = {f"hidden.{name}": (getattr(self.hidden, name), value) for name, value in params.lif.as_namespace().items()}
+        out = params.lif.variables(self.hidden)
         for group in (self.replay.group, self.hidden, self.readout):
             out.update({f"{group.name}.alpha_m": (group.alpha_m, k.alpha_mem),
                         f"{group.name}.alpha_s": (group.alpha_s, k.alpha_syn),

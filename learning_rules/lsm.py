@@ -33,7 +33,7 @@ from datasets.records import SpikeSample
 from models import devices
 from models.counting import COUNT_EQUATION, COUNT_RESET, BinnedCounter
 from models.inputs import SpikeReplay, chunk_capacity
-from models.lif import LIFParams, check_quantity, const, lif_group
+from models.lif import LIF_RUN_ARG_CONSTANTS, LIFParams, check_quantity, const, lif_group
 from models.replay_network import ChunkedReplayNetwork
 
 #: Connection probability scale C by (pre, post) type, Maass et al. (2002).
@@ -111,7 +111,7 @@ class Liquid(ChunkedReplayNetwork):
     (size, connectivity, the seed) is built in.
     """
 
-    RUN_ARG_CONSTANTS = tuple(f"lif.{f.name}" for f in dataclasses.fields(LIFParams)) + (
+    RUN_ARG_CONSTANTS = LIF_RUN_ARG_CONSTANTS + (
         "w_ee", "w_ei", "w_ie", "w_ii", "weight_scale", "w_input")
 
     def __init__(self, params: ReservoirParams, n_inputs: int, *, sample_duration: Quantity, dt: Quantity,
@@ -136,8 +136,7 @@ class Liquid(ChunkedReplayNetwork):
 
     def constant_variables(self) -> dict:
         params = self.params
-        out = {f"reservoir.{name}": (getattr(self.group, name), value)
-               for name, value in params.lif.as_namespace().items()}
+        out = params.lif.variables(self.group)
         # the same wiring (seed and structure are built in), so only the weights differ
         out["recurrent.w"] = (self.recurrent.w, connection_weights(params, self.pre_, self.post_))
         out["input_projection.w"] = (self.input_projection.w, params.w_input)

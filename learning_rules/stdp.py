@@ -53,7 +53,7 @@ from models import devices
 from models.counting import COUNT_EQUATION, COUNT_RESET, BinnedCounter
 from models.inputs import SpikeReplay
 from models.replay_network import ChunkedReplayNetwork, stack_counts
-from models.lif import LIFParams, check_quantity, const, lif_group
+from models.lif import LIF_RUN_ARG_CONSTANTS, LIFParams, check_quantity, const, lif_group
 
 
 @dataclass(frozen=True)
@@ -152,7 +152,7 @@ class STDPNetwork(ChunkedReplayNetwork):
     draws the initial weights, which are passed on every run anyway).
     """
 
-    RUN_ARG_CONSTANTS = tuple(f"lif.{f.name}" for f in dataclasses.fields(LIFParams)) + (
+    RUN_ARG_CONSTANTS = LIF_RUN_ARG_CONSTANTS + (
         "w_max", "w_init_max", "w_mean", "a_plus", "a_minus", "tau_pre", "tau_post", "theta_plus", "tau_theta",
         "w_inhibition")
 
@@ -174,7 +174,7 @@ class STDPNetwork(ChunkedReplayNetwork):
     def constant_variables(self) -> dict:
         params = self.params
         exc, syn = self.exc, self.syn
-        out = {f"excitatory.{name}": (getattr(exc, name), value) for name, value in params.lif.as_namespace().items()}
+        out = params.lif.variables(exc)
         out.update({
             "excitatory.theta_plus": (exc.theta_plus, params.theta_plus),
             "excitatory.tau_theta": (exc.tau_theta, params.tau_theta),

@@ -90,6 +90,15 @@ class LIFParams:
     def as_namespace(self) -> dict[str, Quantity]:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
+    def variables(self, group) -> dict:
+        """``{"group.NAME": (variable, value)}`` for these constants on a group made by :func:`lif_group`
+        (what a network passes through ``run_args`` to change them on a compiled binary)."""
+        return {f"{group.name}.{name}": (getattr(group, name), value) for name, value in self.as_namespace().items()}
+
+
+#: The LIF constants as a network's ``RUN_ARG_CONSTANTS`` name them.
+LIF_RUN_ARG_CONSTANTS = tuple(f"lif.{f.name}" for f in dataclasses.fields(LIFParams))
+
 
 def lif_group(
     n: int,

@@ -66,6 +66,7 @@ class ChunkedReplayNetwork:
             vars(self).update(handles)
             self.compiled.peak_binary_memory = 0.0
             self.reused_binary = True
+            self._constant_args = self._changed_constants()  # params are frozen: once per network
             return
         keep = devices.keeping_builds()
         before = set(vars(self))
@@ -74,6 +75,7 @@ class ChunkedReplayNetwork:
         # what the binary holds (instance state such as a seeded draw included), to compare with later
         self.built_values = {name: value for name, (_, value) in self.constant_variables().items()}
         self.reused_binary = False
+        self._constant_args = {}
         if keep:
             devices.remember_build(key, {k: v for k, v in vars(self).items() if k not in before}, folder)
 
@@ -82,10 +84,8 @@ class ChunkedReplayNetwork:
         """Code generation and compilation time of this network (0 when it reused a kept binary)."""
         return 0.0 if self.reused_binary else self.compiled.build_seconds
 
-    def constant_run_args(self) -> dict:
+    def _changed_constants(self) -> dict:
         """``run_args`` for the constants whose values differ from those the binary was built with."""
-        if not self.reused_binary:
-            return {}
         args = {}
         for name, (variable, value) in self.constant_variables().items():
             if not np.array_equal(np.asarray(value), np.asarray(self.built_values[name])):
@@ -104,7 +104,7 @@ class ChunkedReplayNetwork:
             raise ValueError(f"a chunk holds at most {self.chunk_size} samples, got {len(samples)}")
         args = {self.replay.table: table_values(samples, self.n_inputs, self.replay.capacity,
                                                 self.sample_steps, self.dt)}
-        args.update(self.constant_run_args())
+        args.update(self._constant_args)
         # a subclass's own values win over constants (one entry per variable)
         extra = self.extra_run_args(samples, **kwargs)
         overridden = {_variable_name(key) for key in extra}
