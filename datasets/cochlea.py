@@ -44,7 +44,7 @@ from scipy.signal import lfilter, resample_poly
 from tqdm import tqdm
 
 from datasets.records import SpikeSample
-from models.lif import check_quantity, const
+from models.units import check_quantity, const
 
 
 @dataclass(frozen=True)

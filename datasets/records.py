@@ -1,4 +1,4 @@
-"""The one sample record every dataset yields, and the preprocessing every rule shares."""
+"""Datasets of :class:`~models.spikes.SpikeSample` records, and the preprocessing every rule shares."""
 
 from __future__ import annotations
 
@@ -8,21 +8,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from brian2 import Quantity, ms, second
 
-from models.lif import check_quantity, const
-
-
-@dataclass(frozen=True)
-class SpikeSample:
-    """One labelled spike train: which unit fired when."""
-
-    units: np.ndarray  # spike unit (channel) indices, int
-    times: Quantity  # spike times, a Brian2 quantity in seconds, same length as units
-    label: int  # class index
-    speaker: int = -1  # speaker index; -1 where the dataset has none
-
-    def __post_init__(self):
-        if len(self.units) != len(self.times):
-            raise ValueError(f"{len(self.units)} unit indices but {len(self.times)} spike times")
+from models.spikes import SpikeSample
+from models.units import check_quantity, const
 
 
 @dataclass

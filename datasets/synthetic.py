@@ -24,7 +24,7 @@ import numpy as np
 from brian2 import Quantity, ms, second
 
 from datasets.records import SpikeDataset, SpikeSample
-from models.lif import check_quantity, const
+from models.units import check_quantity, const
 
 
 @dataclass(frozen=True)

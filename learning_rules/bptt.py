@@ -19,14 +19,18 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import torch
-from brian2 import Hz, Quantity, ms, second
+from brian2 import Hz, Quantity, mV, ms, second
+from sklearn.base import BaseEstimator, ClassifierMixin
 
-from datasets.records import SpikeSample, to_dense
-from models.lif import LIFParams, check_quantity, const
+from datasets.records import to_dense
+from models.lif import LIFParams
 from models.lif_torch import RecurrentLIFNetwork
+from models.spikes import SpikeSample
+from models.units import ASSIGN, check_quantity, const
 
 
 @dataclass(frozen=True)
@@ -35,18 +39,16 @@ class BPTTParams:
 
     n_hidden: int = 128  # recurrent LIF neurons
     recurrent: bool = True  # recurrent hidden weights
-    lif: LIFParams = dataclasses.field(default_factory=LIFParams)  # the shared neuron
-    dt: Quantity = const(10 * ms)  # time step (inputs are binned to it)
+    lif: LIFParams = dataclasses.field(default_factory=LIFParams, metadata=ASSIGN)  # the shared neuron
     learning_rate: float = 2e-3  # Adam step size
     batch_size: int = 64  # samples per gradient step
-    readout_reduction: str = "max"  # reduce readout potentials over time: 'max' or 'mean'
+    readout_reduction: Literal["max", "mean"] = "max"  # reduce readout potentials over time: 'max' or 'mean'
     rate_penalty: float = 0.0  # lambda of the firing-rate term (0: off)
     target_rate: Quantity = const(10 * Hz)  # r_0 of the firing-rate term
     surrogate_slope: float = 10.0  # beta of the fast sigmoid
     weight_scale: float = 5.0  # initial input weight scale, in (v_threshold - v_rest) / sqrt(fan-in)
 
     def __post_init__(self):
-        check_quantity("dt", self.dt, second, positive=True)
         check_quantity("target_rate", self.target_rate, Hz)
         if self.readout_reduction not in ("max", "mean"):
             raise ValueError(f"readout_reduction must be 'max' or 'mean', got {self.readout_reduction!r}")
@@ -56,44 +58,62 @@ class BPTTParams:
             raise ValueError("learning_rate must be positive and rate_penalty not negative")
 
 
-class BPTTClassifier:
-    """scikit-learn-shaped classifier; ``fit`` trains ``epochs`` epochs, ``train_epoch`` one."""
+class BPTTClassifier(BaseEstimator, ClassifierMixin):
+    """scikit-learn classifier: ``fit(X, y)`` trains ``epochs`` epochs from a fresh network,
+    ``partial_fit(X, y, classes)`` one more epoch (as scikit-learn's incremental estimators do).
 
-    def __init__(self, params: BPTTParams = BPTTParams(), *, n_steps: int, epochs: int = 1, seed: int = 0,
-                 device: str = "cpu"):
+    ``X`` is a list of :class:`~models.spikes.SpikeSample`, binned to ``dt`` over ``duration``;
+    ``classes_`` are the labels (from ``y``, or ``classes`` on the first ``partial_fit``);
+    ``weights_`` the learned weights (``input``, ``recurrent``, ``output``) as Brian2 quantities
+    in volt. ``torch_device`` is PyTorch's device ('cpu', 'cuda').
+    """
+
+    def __init__(self, params: BPTTParams = BPTTParams(), *, n_inputs: int = 700, dt=10 * ms,
+                 duration=1 * second, epochs: int = 1, seed: int = 0, torch_device: str = "cpu"):
         self.params = params
-        self.n_steps = n_steps
+        self.n_inputs = n_inputs
+        self.dt = dt
+        self.duration = duration
         self.epochs = epochs
         self.seed = seed
-        self.device = device
+        self.torch_device = torch_device
 
-    def _init(self, n_in: int, n_classes: int):
+    @property
+    def n_steps(self) -> int:
+        return int(round(float(self.duration / self.dt)))
+
+    def initialize(self, classes) -> "BPTTClassifier":
+        """A fresh network and optimiser for ``classes`` (seeded)."""
         generator = torch.Generator().manual_seed(int(np.random.SeedSequence(self.seed).generate_state(1)[0]))
         p = self.params
-        self.n_in_, self.n_classes_ = n_in, n_classes
-        self.model_ = RecurrentLIFNetwork(n_in, p.n_hidden, n_classes, p.lif, p.dt, recurrent=p.recurrent,
-                                          slope=p.surrogate_slope, weight_scale=p.weight_scale,
-                                          generator=generator).to(self.device)
+        self.classes_ = np.asarray(classes)
+        self.model_ = RecurrentLIFNetwork(self.n_inputs, p.n_hidden, len(self.classes_), p.lif, self.dt,
+                                          recurrent=p.recurrent, slope=p.surrogate_slope,
+                                          weight_scale=p.weight_scale, generator=generator).to(self.torch_device)
         self.optimizer_ = torch.optim.Adam(self.model_.parameters(), lr=p.learning_rate)
         self.epochs_done_ = 0
+        return self
 
     def _dense(self, samples: list[SpikeSample]) -> torch.Tensor:
-        return torch.from_numpy(to_dense(samples, self.n_in_, self.n_steps, self.params.dt)).to(self.device)
+        return torch.from_numpy(to_dense(samples, self.n_inputs, self.n_steps, self.dt)).to(self.torch_device)
 
     def _logits(self, readout: torch.Tensor) -> torch.Tensor:
         return readout.max(dim=1).values if self.params.readout_reduction == "max" else readout.mean(dim=1)
 
-    def train_epoch(self, samples: list[SpikeSample], y: np.ndarray) -> tuple[float, float]:
-        """One epoch in a seeded order; returns (mean loss, training accuracy)."""
-        order = np.random.default_rng([self.seed, self.epochs_done_]).permutation(len(samples))
+    def partial_fit(self, X: list[SpikeSample], y, classes=None) -> "BPTTClassifier":
+        """One epoch in a seeded order; ``loss_`` and ``train_accuracy_`` are that epoch's."""
+        if not hasattr(self, "model_"):
+            self.initialize(np.unique(np.asarray(y)) if classes is None else classes)
+        target_index = np.searchsorted(self.classes_, np.asarray(y))
+        order = np.random.default_rng([self.seed, self.epochs_done_]).permutation(len(X))
         p = self.params
-        duration_s = self.n_steps * float(p.dt / second)
+        duration_s = self.n_steps * float(self.dt / second)
         total_loss, correct = 0.0, 0
         self.model_.train()
         for start in range(0, len(order), p.batch_size):
             batch = order[start:start + p.batch_size]
-            x = self._dense([samples[i] for i in batch])
-            target = torch.as_tensor(y[batch], device=self.device)
+            x = self._dense([X[i] for i in batch])
+            target = torch.as_tensor(target_index[batch], device=self.torch_device)
             readout, spikes = self.model_(x)
             logits = self._logits(readout)
             loss = torch.nn.functional.cross_entropy(logits, target)
@@ -106,13 +126,19 @@ class BPTTClassifier:
             total_loss += float(loss.detach()) * len(batch)
             correct += int((logits.argmax(dim=1) == target).sum())
         self.epochs_done_ += 1
-        return total_loss / len(samples), correct / len(samples)
-
-    def fit(self, samples: list[SpikeSample], y: np.ndarray, n_in: int, n_classes: int) -> "BPTTClassifier":
-        self._init(n_in, n_classes)
-        for _ in range(self.epochs):
-            self.train_epoch(samples, y)
+        self.loss_, self.train_accuracy_ = total_loss / len(X), correct / len(X)
         return self
+
+    def fit(self, X: list[SpikeSample], y) -> "BPTTClassifier":
+        self.initialize(np.unique(np.asarray(y)))
+        for _ in range(self.epochs):
+            self.partial_fit(X, y)
+        return self
+
+    @property
+    def weights_(self) -> dict[str, Quantity]:
+        names = {"w_in": "input", "w_rec": "recurrent", "w_out": "output"}
+        return {names[k]: v.detach().cpu().numpy() * mV for k, v in self.model_.weights_mV().items()}
 
     @torch.no_grad()
     def evaluate(self, samples: list[SpikeSample]) -> tuple[np.ndarray, np.ndarray]:
@@ -123,7 +149,7 @@ class BPTTClassifier:
             readout, spikes = self.model_(self._dense(samples[start:start + 256]))
             predictions.append(self._logits(readout).argmax(dim=1).cpu().numpy())
             counts.append(spikes.sum(dim=1).cpu().numpy())
-        return np.concatenate(predictions), np.concatenate(counts)
+        return self.classes_[np.concatenate(predictions)], np.concatenate(counts)
 
     def predict(self, samples: list[SpikeSample]) -> np.ndarray:
         return self.evaluate(samples)[0]
@@ -136,8 +162,8 @@ class BPTTClassifier:
         return {"model": self.model_.state_dict(), "optimizer": self.optimizer_.state_dict(),
                 "epochs_done": self.epochs_done_}
 
-    def load_state(self, state: dict, n_in: int, n_classes: int) -> None:
-        self._init(n_in, n_classes)
+    def load_state(self, state: dict, classes) -> None:
+        self.initialize(classes)
         self.model_.load_state_dict(state["model"])
         self.optimizer_.load_state_dict(state["optimizer"])
         self.epochs_done_ = int(state["epochs_done"])

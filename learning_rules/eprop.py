@@ -41,18 +41,22 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
 from brian2 import (Hz, Network, NeuronGroup, Quantity, StateMonitor, Synapses, TimedArray, defaultclock, mV,
                     ms, second, volt)
 
-from datasets.records import SpikeSample
-from models import devices
-from models.counting import COUNT_EQUATION, COUNT_RESET, BinnedCounter
-from models.inputs import SpikeReplay
-from models.lif import LIF_RUN_ARG_CONSTANTS, LIFParams, check_quantity, const, lif_group
+from models.engine import devices
+from models.engine.compiled import BuildCache, CompiledNetwork
+from models.engine.counting import COUNT_EQUATION, COUNT_RESET, BinnedCounter
+from models.engine.inputs import SpikeReplay
+from models.engine.replay import ChunkedReplayNetwork
+from models.lif import LIF_RUN_ARG_CONSTANTS, LIFParams, lif_group
 from models.lif_torch import lif_constants
-from models.replay_network import ChunkedReplayNetwork
+from models.spikes import SpikeSample
+from models.units import ASSIGN, check_quantity, const
 
 
 @dataclass(frozen=True)
@@ -61,10 +65,9 @@ class EPropParams:
 
     n_hidden: int = 128  # recurrent LIF neurons
     recurrent: bool = True  # recurrent hidden weights
-    lif: LIFParams = dataclasses.field(default_factory=LIFParams)  # the shared neuron
-    dt: Quantity = const(1 * ms)  # time step
-    feedback: str = "symmetric"  # learning signal through W_out^T ('symmetric') or fixed random B ('random')
-    update: str = "sample"  # Adam after every sample ('sample') or a gradient step every time step ('online')
+    lif: LIFParams = dataclasses.field(default_factory=LIFParams, metadata=ASSIGN)  # the shared neuron
+    feedback: Literal["symmetric", "random"] = "symmetric"  # learning signal through W_out^T ('symmetric') or fixed random B ('random')
+    update: Literal["sample", "online"] = "sample"  # Adam after every sample ('sample') or a gradient step every time step ('online')
     learning_rate: Quantity = const(0.02 * mV)  # Adam step (or SGD step scale), in weight units
     rate_penalty: float = 0.0  # lambda of the firing-rate regulariser (per Hz^2); 0: off
     target_rate: Quantity = const(10 * Hz)  # r_0 of the regulariser
@@ -72,7 +75,6 @@ class EPropParams:
     weight_scale: float = 5.0  # initial weights, as in the BPTT baseline (threshold units / sqrt(fan-in))
 
     def __post_init__(self):
-        check_quantity("dt", self.dt, second, positive=True)
         check_quantity("learning_rate", self.learning_rate, volt)
         check_quantity("target_rate", self.target_rate, Hz)
         if self.feedback not in ("symmetric", "random"):
@@ -83,9 +85,54 @@ class EPropParams:
             raise ValueError("n_hidden must be positive and rate_penalty not negative")
 
 
-# Plastic synapses onto the hidden layer (input or recurrent). ``eps`` is the eligibility vector,
-# ``ebar_I``/``ebar_v`` the eligibility trace filtered by the readout kernel, ``grad`` the gradient
-# of this sample; m/s2 are Adam's moments.
+# ---------------------------------------------------------------------------------------------
+# The model, in named blocks (Brian2 equations and code), then the order in which they run.
+# ---------------------------------------------------------------------------------------------
+
+#: Integration constants of the LIF (see :func:`models.lif_torch.lif_constants`) and the unit of
+#: the readout and the pseudo-derivative, on every group that needs them.
+KERNEL_CONSTANTS = """
+alpha_m : 1 (shared, constant)
+alpha_s : 1 (shared, constant)
+c_mv : 1 (shared, constant)
+unit : volt (shared, constant)
+"""
+
+#: Input units: the presynaptic trace epsilon^I.
+INPUT_EQUATIONS = "pI : 1\n" + KERNEL_CONSTANTS
+INPUT_RESET = "pI += 1"
+
+#: Hidden LIF neurons (added to the shared LIF equations): presynaptic trace ``pI`` of their own
+#: spikes, its readout-kernel filter ``qv``, learning signal ``L``, rate error, step size, slope,
+#: Adam's step counter and the per-sample learning gate.
+HIDDEN_EQUATIONS = COUNT_EQUATION + """
+pI : 1
+qv : 1
+L : 1
+rate_error : 1
+lr : volt (shared, constant)
+slope : 1 (shared, constant)
+adam_step : 1 (shared)
+learn : 1 (shared)
+""" + KERNEL_CONSTANTS
+HIDDEN_RESET = "v = v_reset\npI += 1\n" + COUNT_RESET
+
+#: Leaky readout (integrated exactly in :data:`ADVANCE_READOUT`), its softmax and cross-entropy.
+READOUT_EQUATIONS = """
+y : volt
+I_out : volt
+ysum : 1
+ce : 1
+Z : 1
+target : 1
+prob = exp(y / unit) / Z : 1
+""" + KERNEL_CONSTANTS
+SOFTMAX_NORM = "Z_post = exp(y_pre / unit_post) : 1 (summed)"
+
+#: Plastic synapses onto the hidden layer (input or recurrent). ``eps`` is the eligibility vector,
+#: ``ebar_I``/``ebar_v`` the eligibility trace filtered by the readout kernel, ``grad`` the gradient
+#: of this sample, ``reg`` the regulariser's; m/s2 are Adam's moments. A hidden spike resets ``eps``
+#: (the reset is kept out of the gradient).
 PLASTIC_MODEL = """
 w : volt
 eps : 1
@@ -96,6 +143,8 @@ reg : 1/volt
 m : 1/volt
 s2 : 1/volt**2
 """
+PLASTIC_ON_PRE = "I_syn_post += w"
+PLASTIC_ON_POST = "eps = 0"
 
 READOUT_MODEL = """
 w : volt
@@ -103,16 +152,60 @@ grad : 1/volt
 m : 1/volt
 s2 : 1/volt**2
 """
+READOUT_ON_PRE = "I_out_post += w"
+#: The learning signal L_j = sum_k B_jk (pi_k - target_k): through the readout weights themselves
+#: (symmetric e-prop, so B follows W_out as it learns) or through fixed random weights.
+SYMMETRIC_SIGNAL = "L_pre = (w / unit_post) * (prob_post - target_post) : 1 (summed)\n"
+RANDOM_SIGNAL = "L_post = (b / unit_post) * (prob_pre - target_pre) : 1 (summed)\nb : volt"
 
+# -- at each sample start
+COUNT_UPDATE = "adam_step = adam_step + learn"
+RATE_ERROR = "rate_error = rate_penalty * (count / T - target_rate) / T"
+ADD_REGULARISER = "grad = grad + reg * rate_error_post\n"
+RESET_HIDDEN = ("learn = learning_gate(t)\nv = v_rest\nI_syn = 0*volt\npI = 0\nqv = 0\n"
+                "lastspike = -1e4*second\nnot_refractory = True")
+RESET_INPUT = "pI = 0"
+RESET_PLASTIC = "eps = 0\nebar_I = 0/volt\nebar_v = 0/volt\ngrad = 0/volt\nreg = 0/volt"
+RESET_READOUT_SYNAPSES = "grad = 0/volt"
+RESET_READOUT = "y = 0*volt\nI_out = 0*volt\nysum = 0\nce = 0\ntarget = class_target(t, i)"
+# -- every time step
+ADVANCE_READOUT = "y = alpha_m * y + c_mv * I_out\nI_out = alpha_s * I_out"
+ADVANCE_HIDDEN_FILTER = "qv = alpha_m * qv + c_mv * pI"
+_FREE = "int(timestep(t - lastspike_post, dt) >= timestep(t_ref_post, dt))"
+#: eps advances with last step's presynaptic trace; held while the hidden neuron is refractory.
+ADVANCE_ELIGIBILITY = f"eps = eps + {_FREE} * ((alpha_m_post - 1) * eps + c_mv_post * pI_pre)"
+DECAY_TRACE = "pI = alpha_s * pI"
+#: The pseudo-derivative psi_j (0 while refractory).
+PSEUDO_DERIVATIVE = ("int(not_refractory_post) / (unit_post * (slope_post * abs((v_post - v_threshold_post) / unit_post)"
+                     " + 1)**2)")
+ACCUMULATE_GRADIENT = (f"ebar_v = alpha_m_post * ebar_v + c_mv_post * ebar_I\n"
+                       f"ebar_I = alpha_s_post * ebar_I + {PSEUDO_DERIVATIVE} * eps\n"
+                       f"grad = grad + L_post * ebar_v\n")
+ACCUMULATE_REGULARISER = f"reg = reg + {PSEUDO_DERIVATIVE} * eps\n"
+ONLINE_STEP = "w = w - learn_post * lr_post * unit_post * L_post * ebar_v\n"
+ACCUMULATE_READOUT_GRADIENT = "grad = grad + (prob_post - target_post) * qv_pre / unit_post\n"
+ONLINE_READOUT_STEP = "w = w - learn_pre * lr_pre * (prob_post - target_post) * qv_pre\n"
+ACCUMULATE_LOSS = "ysum = ysum + y / unit\nce = ce - target * log(prob)"
 
-#: Integration constants of the LIF (see :func:`models.lif_torch.lif_constants`) and the unit of
-#: the readout and the pseudo-derivative, on every group that needs them.
-KERNEL_CONSTANTS = """
-alpha_m : 1 (shared, constant)
-alpha_s : 1 (shared, constant)
-c_mv : 1 (shared, constant)
-unit : volt (shared, constant)
-"""
+#: When each block runs: Brian2's ``when`` slot and the ``order`` within it. At every sample start
+#: the per-sample record is read first, then the update of the sample that just ended is applied
+#: (gated by its ``learn``), then every state goes back to rest. Within each step, in the 'start'
+#: slot the readout and the filtered traces advance, eligibility vectors advance with last step's
+#: presynaptic traces, and then those traces decay (this step's spikes add to them in the resets);
+#: in the 'thresholds' slot, before the threshold test (this step's v, softmax and learning signal
+#: are known), the pseudo-derivative, filtered eligibility traces and gradients accumulate.
+SCHEDULE = {
+    "record_sample": ("start", -50),
+    "count_update": ("start", -45),
+    "apply_update": ("start", -40),
+    "reset_neurons": ("start", -30),
+    "reset_synapses": ("start", -29),
+    "reset_readout": ("start", -28),
+    "advance_filters": ("start", 0),
+    "advance_eligibility": ("start", 1),
+    "decay_traces": ("start", 3),
+    "accumulate_gradient": ("thresholds", -5),
+}
 
 
 def _adam(side: str) -> str:
@@ -127,21 +220,34 @@ def _adam(side: str) -> str:
     )
 
 
+def _every_sample(group, code: str, block: str, t_sample):
+    when, order = SCHEDULE[block]
+    return group.run_regularly(code, dt=t_sample, when=when, order=order)
+
+
+def _every_step(group, code: str, block: str):
+    when, order = SCHEDULE[block]
+    return group.run_regularly(code, when=when, order=order)
+
+
 class EPropNetwork(ChunkedReplayNetwork):
     """The compiled e-prop network and its learned state (weights in volt, Adam moments).
 
     The neuron's constants, the step size, the surrogate slope and the initial weight scale reach the
     binary through ``run_args``; the layer sizes, ``dt`` and the kind of feedback and update are built in.
+    ``state_`` holds the weights and Adam's moments as plain arrays in SI units (volt, 1/volt,
+    1/volt**2), the form the checkpoints store; :attr:`weights_` gives the weights as quantities.
     """
 
     RUN_ARG_CONSTANTS = LIF_RUN_ARG_CONSTANTS + (
         "learning_rate", "surrogate_slope", "weight_scale")
 
-    def __init__(self, params: EPropParams, n_inputs: int, n_classes: int, *, sample_duration: Quantity,
-                 chunk_size: int, capacity: int, device_name: str, build_dir: Path, seed: int = 0):
+    def __init__(self, params: EPropParams, n_inputs: int, n_classes: int, *, dt: Quantity, sample_duration: Quantity,
+                 chunk_size: int, capacity: int, device_name: str, build_dir: Path, seed: int = 0,
+                 cache: BuildCache | None = None):
         self.params, self.n_inputs, self.n_classes = params, n_inputs, n_classes
-        self.dt, self.sample_duration, self.chunk_size = params.dt, sample_duration, chunk_size
-        self.sample_steps = int(round(float(sample_duration / params.dt)))
+        self.dt, self.sample_duration, self.chunk_size = dt, sample_duration, chunk_size
+        self.sample_steps = int(round(float(sample_duration / dt)))
         self.unit = params.lif.v_threshold - params.lif.v_rest
         rng = np.random.default_rng(seed)
         n_h = params.n_hidden
@@ -156,13 +262,19 @@ class EPropNetwork(ChunkedReplayNetwork):
             self.state_[f"m_{name}"] = np.zeros(shape)
             self.state_[f"s2_{name}"] = np.zeros(shape)
         self.feedback_ = rng.standard_normal((n_h, n_classes)) * scale / np.sqrt(n_h)  # random e-prop's B (volt)
-        self.compile(lambda folder: self._build(device_name, folder, capacity), build_dir, n_inputs=n_inputs,
-                     n_classes=n_classes, sample_duration=repr(sample_duration), chunk_size=chunk_size,
+        self.compile(lambda folder: self._build(device_name, folder, capacity), build_dir, cache, n_inputs=n_inputs,
+                     n_classes=n_classes, sample_duration=repr(sample_duration), dt=repr(dt), chunk_size=chunk_size,
                      capacity=capacity, device=device_name)
+
+    @property
+    def weights_(self) -> dict[str, Quantity]:
+        """The weights as Brian2 quantities: ``input``, ``recurrent`` (when present), ``output``."""
+        names = {"in": "input", "rec": "recurrent", "out": "output"}
+        return {names[k[2:]]: v * volt for k, v in self.state_.items() if k.startswith("w_")}
 
     def constant_variables(self) -> dict:
         params = self.params
-        k = lif_constants(params.lif, params.dt)
+        k = lif_constants(params.lif, self.dt)
         unit = params.lif.v_threshold - params.lif.v_rest
         out = params.lif.variables(self.hidden)
         for group in (self.replay.group, self.hidden, self.readout):
@@ -177,9 +289,9 @@ class EPropNetwork(ChunkedReplayNetwork):
 
     def _build(self, device_name, build_dir, capacity):
         p = self.params
-        k = lif_constants(p.lif, p.dt)
+        k = lif_constants(p.lif, self.dt)
         build_dir = devices.activate(device_name, build_dir)
-        defaultclock.dt = p.dt
+        defaultclock.dt = self.dt
         t_sample = self.sample_duration
         n_h, n_out = p.n_hidden, self.n_classes
         self.target = TimedArray(np.zeros((self.chunk_size + 1, n_out)), dt=t_sample, name="class_target")
@@ -190,55 +302,33 @@ class EPropNetwork(ChunkedReplayNetwork):
         consts = dict(beta1=0.9, beta2=0.999, adam_eps=1e-8 / volt, T=t_sample,
                       rate_penalty=p.rate_penalty / Hz ** 2, target_rate=p.target_rate,
                       class_target=self.target, learning_gate=self.gate)
-        self.replay = SpikeReplay.create(self.n_inputs, capacity, extra_equations="pI : 1\n" + KERNEL_CONSTANTS,
-                                         extra_reset="pI += 1", namespace=consts)
-        hidden = lif_group(n_h, p.lif, extra_equations=COUNT_EQUATION + """
-pI : 1
-qv : 1
-L : 1
-rate_error : 1
-lr : volt (shared, constant)
-slope : 1 (shared, constant)
-adam_step : 1 (shared)
-learn : 1 (shared)
-""" + KERNEL_CONSTANTS, reset="v = v_reset\npI += 1\n" + COUNT_RESET, name="hidden", namespace=consts)
+        self.replay = SpikeReplay.create(self.n_inputs, capacity, extra_equations=INPUT_EQUATIONS,
+                                         extra_reset=INPUT_RESET, namespace=consts)
+        hidden = lif_group(n_h, p.lif, extra_equations=HIDDEN_EQUATIONS, reset=HIDDEN_RESET, name="hidden",
+                           namespace=consts)
         hidden.lr, hidden.slope = p.learning_rate, p.surrogate_slope
-        readout = NeuronGroup(n_out, """
-y : volt
-I_out : volt
-ysum : 1
-ce : 1
-Z : 1
-target : 1
-prob = exp(y / unit) / Z : 1
-""" + KERNEL_CONSTANTS, name="readout", namespace=consts)
+        readout = NeuronGroup(n_out, READOUT_EQUATIONS, name="readout", namespace=consts)
         for group in (self.replay.group, hidden, readout):
             group.alpha_m, group.alpha_s, group.c_mv, group.unit = k.alpha_mem, k.alpha_syn, k.coupling, self.unit
-        norm = Synapses(readout, readout, "Z_post = exp(y_pre / unit_post) : 1 (summed)", name="softmax_norm",
-                        namespace=consts)
+        norm = Synapses(readout, readout, SOFTMAX_NORM, name="softmax_norm", namespace=consts)
         norm.connect()
         plastic = []
-        inp = Synapses(self.replay.group, hidden, PLASTIC_MODEL, on_pre="I_syn_post += w", on_post="eps = 0",
+        inp = Synapses(self.replay.group, hidden, PLASTIC_MODEL, on_pre=PLASTIC_ON_PRE, on_post=PLASTIC_ON_POST,
                        name="input_synapses", namespace=consts)
         inp.connect()
         plastic.append(inp)
         if p.recurrent:
-            rec = Synapses(hidden, hidden, PLASTIC_MODEL, on_pre="I_syn_post += w", on_post="eps = 0",
+            rec = Synapses(hidden, hidden, PLASTIC_MODEL, on_pre=PLASTIC_ON_PRE, on_post=PLASTIC_ON_POST,
                            name="recurrent_synapses", namespace=consts)
             rec.connect()
             plastic.append(rec)
-        # The learning signal L_j = sum_k B_jk (pi_k - target_k): through the readout weights themselves
-        # (symmetric e-prop, so B follows W_out as it learns) or through fixed random weights.
-        readout_model = READOUT_MODEL
-        if p.feedback == "symmetric":
-            readout_model += "L_pre = (w / unit_post) * (prob_post - target_post) : 1 (summed)\n"
-        out = Synapses(hidden, readout, readout_model, on_pre="I_out_post += w", name="readout_synapses",
+        readout_model = READOUT_MODEL + (SYMMETRIC_SIGNAL if p.feedback == "symmetric" else "")
+        out = Synapses(hidden, readout, readout_model, on_pre=READOUT_ON_PRE, name="readout_synapses",
                        namespace=consts)
         out.connect()
         objects = [self.replay.group, hidden, readout, norm, *plastic, out]
         if p.feedback == "random":
-            signal = Synapses(readout, hidden, "L_post = (b / unit_post) * (prob_pre - target_pre) : 1 (summed)\nb : volt",
-                              name="random_feedback", namespace=consts)
+            signal = Synapses(readout, hidden, RANDOM_SIGNAL, name="random_feedback", namespace=consts)
             signal.connect()
             signal.b = self.feedback_.T.ravel() * volt  # synapse (k, j) holds B_jk
             objects.append(signal)
@@ -246,67 +336,40 @@ prob = exp(y / unit) / Z : 1
         # Within the 'groups' slot the softmax normaliser must be summed before the learning signal.
         norm.summed_updaters["Z_post"].order = hidden.order - 10
 
-        ops = []
-        # -- at each sample start: the update of the sample that just ended (gated by its 'learn'),
-        #    then every state back to rest
-        ops.append(hidden.run_regularly("adam_step = adam_step + learn", dt=t_sample, when="start", order=-45))
+        ops = [_every_sample(hidden, COUNT_UPDATE, "count_update", t_sample)]
         if p.rate_penalty > 0:
-            ops.append(hidden.run_regularly("rate_error = rate_penalty * (count / T - target_rate) / T",
-                                            dt=t_sample, when="start", order=-45))
+            ops.append(_every_sample(hidden, RATE_ERROR, "count_update", t_sample))
         if p.update == "sample":
-            add_reg = "grad = grad + reg * rate_error_post\n" if p.rate_penalty > 0 else ""
-            for syn in plastic:
-                ops.append(syn.run_regularly(add_reg + _adam("post"), dt=t_sample,
-                                             when="start", order=-40))
-            ops.append(out.run_regularly(_adam("pre"), dt=t_sample, when="start", order=-40))
-        ops.append(hidden.run_regularly(
-            "learn = learning_gate(t)\nv = v_rest\nI_syn = 0*volt\npI = 0\nqv = 0\n"
-            "lastspike = -1e4*second\nnot_refractory = True", dt=t_sample, when="start", order=-30))
-        ops.append(self.replay.group.run_regularly("pI = 0", dt=t_sample, when="start", order=-30))
-        for syn in plastic:
-            ops.append(syn.run_regularly("eps = 0\nebar_I = 0/volt\nebar_v = 0/volt\ngrad = 0/volt\nreg = 0/volt",
-                                         dt=t_sample, when="start", order=-29))
-        ops.append(out.run_regularly("grad = 0/volt", dt=t_sample, when="start", order=-29))
-        ops.append(readout.run_regularly("y = 0*volt\nI_out = 0*volt\nysum = 0\nce = 0\ntarget = class_target(t, i)",
-                                         dt=t_sample, when="start", order=-28))
-        # -- every step, 'start': the readout and the readout-kernel trace of the hidden spikes
-        #    advance (exact integration); eligibility vectors advance with last step's presynaptic
-        #    traces; then those traces decay (this step's spikes add to them in the resets)
-        ops.append(readout.run_regularly("y = alpha_m * y + c_mv * I_out\nI_out = alpha_s * I_out",
-                                         when="start", order=0))
-        ops.append(hidden.run_regularly("qv = alpha_m * qv + c_mv * pI", when="start", order=0))
-        free = "int(timestep(t - lastspike_post, dt) >= timestep(t_ref_post, dt))"
-        for syn in plastic:
-            ops.append(syn.run_regularly(f"eps = eps + {free} * ((alpha_m_post - 1) * eps + c_mv_post * pI_pre)",
-                                         when="start", order=1))
-        ops.append(self.replay.group.run_regularly("pI = alpha_s * pI", when="start", order=3))
-        ops.append(hidden.run_regularly("pI = alpha_s * pI", when="start", order=3))
-        # -- 'thresholds', before the threshold test (this step's v, softmax and learning signal are
-        #    known): pseudo-derivative, filtered eligibility trace, gradients
-        psi = ("int(not_refractory_post) / (unit_post * (slope_post * abs((v_post - v_threshold_post) / unit_post)"
-               " + 1)**2)")
-        step = (f"ebar_v = alpha_m_post * ebar_v + c_mv_post * ebar_I\n"
-                f"ebar_I = alpha_s_post * ebar_I + {psi} * eps\n"
-                f"grad = grad + L_post * ebar_v\n")
+            add_reg = ADD_REGULARISER if p.rate_penalty > 0 else ""
+            ops += [_every_sample(syn, add_reg + _adam("post"), "apply_update", t_sample) for syn in plastic]
+            ops.append(_every_sample(out, _adam("pre"), "apply_update", t_sample))
+        ops.append(_every_sample(hidden, RESET_HIDDEN, "reset_neurons", t_sample))
+        ops.append(_every_sample(self.replay.group, RESET_INPUT, "reset_neurons", t_sample))
+        ops += [_every_sample(syn, RESET_PLASTIC, "reset_synapses", t_sample) for syn in plastic]
+        ops.append(_every_sample(out, RESET_READOUT_SYNAPSES, "reset_synapses", t_sample))
+        ops.append(_every_sample(readout, RESET_READOUT, "reset_readout", t_sample))
+        ops.append(_every_step(readout, ADVANCE_READOUT, "advance_filters"))
+        ops.append(_every_step(hidden, ADVANCE_HIDDEN_FILTER, "advance_filters"))
+        ops += [_every_step(syn, ADVANCE_ELIGIBILITY, "advance_eligibility") for syn in plastic]
+        ops.append(_every_step(self.replay.group, DECAY_TRACE, "decay_traces"))
+        ops.append(_every_step(hidden, DECAY_TRACE, "decay_traces"))
+        step = ACCUMULATE_GRADIENT
         if p.rate_penalty > 0:
-            step += f"reg = reg + {psi} * eps\n"
+            step += ACCUMULATE_REGULARISER
         if p.update == "online":
-            step += "w = w - learn_post * lr_post * unit_post * L_post * ebar_v\n"
-        for syn in plastic:
-            ops.append(syn.run_regularly(step, when="thresholds", order=-5))
-        out_step = "grad = grad + (prob_post - target_post) * qv_pre / unit_post\n"
-        if p.update == "online":
-            out_step += "w = w - learn_pre * lr_pre * (prob_post - target_post) * qv_pre\n"
-        ops.append(out.run_regularly(out_step, when="thresholds", order=-5))
-        ops.append(readout.run_regularly("ysum = ysum + y / unit\nce = ce - target * log(prob)",
-                                         when="thresholds", order=-5))
-        # -- per-sample records, read at the next sample start before anything is reset
-        self.readout_monitor = StateMonitor(readout, ["ysum", "ce"], record=True, dt=t_sample, when="start",
-                                            order=-50)
+            step += ONLINE_STEP
+        ops += [_every_step(syn, step, "accumulate_gradient") for syn in plastic]
+        out_step = ACCUMULATE_READOUT_GRADIENT + (ONLINE_READOUT_STEP if p.update == "online" else "")
+        ops.append(_every_step(out, out_step, "accumulate_gradient"))
+        ops.append(_every_step(readout, ACCUMULATE_LOSS, "accumulate_gradient"))
+        when, order = SCHEDULE["record_sample"]
+        self.readout_monitor = StateMonitor(readout, ["ysum", "ce"], record=True, dt=t_sample, when=when,
+                                            order=order)
         self.counter, counter_objects = BinnedCounter.attach(hidden, t_sample, 1)
         self.hidden, self.readout, self.plastic, self.out = hidden, readout, plastic, out
+        # the operations (ops) belong to their groups, which bring them into the network
         net = Network(*objects, self.readout_monitor, *counter_objects)
-        self.compiled = devices.CompiledNetwork(net, self.chunk_size * t_sample + self.dt, device_name, build_dir)
+        self.compiled = CompiledNetwork(net, self.chunk_size * t_sample + self.dt, device_name, build_dir)
 
     def _synapses(self):
         names = ["in", "rec"] if self.params.recurrent else ["in"]
@@ -357,3 +420,43 @@ prob = exp(y / unit) / Z : 1
         if not parts:
             return {"logits": np.zeros((0, self.n_classes)), "loss": np.zeros(0), "counts": np.zeros((0, self.params.n_hidden))}
         return {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
+
+
+class EPropClassifier(BaseEstimator, ClassifierMixin):
+    """scikit-learn face of e-prop: ``fit(X, y)`` compiles the network and learns online for
+    ``epochs`` epochs (seeded order); ``predict`` gives the class with the largest time-averaged
+    readout. ``classes_`` are the labels seen in ``fit``; ``weights_`` the learned weights
+    (``input``, ``recurrent``, ``output``) as Brian2 quantities in volt.
+    """
+
+    def __init__(self, params: EPropParams = EPropParams(), *, n_inputs: int = 700, sample_duration=1 * second,
+                 dt=1 * ms, epochs: int = 1, chunk_size: int = 100, device: str = "cpp_standalone",
+                 build_dir: str = "build/eprop", seed: int = 0, workers: int = 1):
+        self.params, self.n_inputs, self.sample_duration, self.dt = params, n_inputs, sample_duration, dt
+        self.epochs, self.chunk_size, self.device, self.build_dir = epochs, chunk_size, device, build_dir
+        self.seed, self.workers = seed, workers
+
+    def fit(self, X: list[SpikeSample], y) -> "EPropClassifier":
+        from models.engine.inputs import chunk_capacity
+
+        self.classes_ = np.unique(np.asarray(y))
+        index = np.searchsorted(self.classes_, np.asarray(y))
+        samples = [dataclasses.replace(sample, label=int(k)) for sample, k in zip(X, index)]
+        # Room for chunks of later input twice as dense as the densest in X.
+        self.network_ = EPropNetwork(self.params, self.n_inputs, len(self.classes_), dt=self.dt,
+                                     sample_duration=self.sample_duration, chunk_size=self.chunk_size,
+                                     capacity=2 * chunk_capacity([samples], self.chunk_size, self.n_inputs),
+                                     device_name=self.device, build_dir=Path(self.build_dir), seed=self.seed)
+        for epoch in range(self.epochs):
+            order = np.random.default_rng([self.seed, epoch]).permutation(len(samples))
+            self.network_.present([samples[i] for i in order], learn=True)
+        self.weights_ = self.network_.weights_
+        return self
+
+    def decision_function(self, X: list[SpikeSample]) -> np.ndarray:
+        """Time-summed readout per class, ``(sample, class)``."""
+        unlabelled = [dataclasses.replace(sample, label=0) for sample in X]
+        return self.network_.present(unlabelled, learn=False, workers=self.workers)["logits"]
+
+    def predict(self, X: list[SpikeSample]) -> np.ndarray:
+        return self.classes_[self.decision_function(X).argmax(axis=1)]

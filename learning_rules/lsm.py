@@ -29,12 +29,14 @@ from brian2 import (Network, Quantity, SpikeMonitor, StateMonitor, Synapses, def
                     volt)
 from sklearn.base import BaseEstimator, TransformerMixin
 
-from datasets.records import SpikeSample
-from models import devices
-from models.counting import COUNT_EQUATION, COUNT_RESET, BinnedCounter
-from models.inputs import SpikeReplay, chunk_capacity
-from models.lif import LIF_RUN_ARG_CONSTANTS, LIFParams, check_quantity, const, lif_group
-from models.replay_network import ChunkedReplayNetwork
+from models.engine import devices
+from models.engine.compiled import BuildCache, CompiledNetwork
+from models.engine.counting import COUNT_EQUATION, COUNT_RESET, BinnedCounter
+from models.engine.inputs import SpikeReplay, chunk_capacity
+from models.engine.replay import ChunkedReplayNetwork
+from models.lif import LIF_RUN_ARG_CONSTANTS, LIFParams, lif_group
+from models.spikes import SpikeSample
+from models.units import ASSIGN, check_quantity, const
 
 #: Connection probability scale C by (pre, post) type, Maass et al. (2002).
 MAASS_C = {("E", "E"): 0.3, ("E", "I"): 0.2, ("I", "E"): 0.4, ("I", "I"): 0.1}
@@ -56,7 +58,7 @@ class ReservoirParams:
     weight_scale: float = 1.0  # global factor on all recurrent weights (quiet < 1 < saturated)
     p_input: float = 0.1  # probability that an input channel projects to a neuron
     w_input: Quantity = const(3.0 * mV)  # input weight
-    lif: LIFParams = dataclasses.field(default_factory=LIFParams)  # the shared neuron
+    lif: LIFParams = dataclasses.field(default_factory=LIFParams, metadata=ASSIGN)  # the shared neuron
 
     def __post_init__(self):
         if self.connectivity not in ("random", "distance"):
@@ -116,7 +118,8 @@ class Liquid(ChunkedReplayNetwork):
 
     def __init__(self, params: ReservoirParams, n_inputs: int, *, sample_duration: Quantity, dt: Quantity,
                  chunk_size: int, capacity: int, n_bins: int, device_name: str, build_dir: Path,
-                 seed: int = 0, trace_tau: Quantity | None = None, record_spikes: bool = False):
+                 seed: int = 0, trace_tau: Quantity | None = None, record_spikes: bool = False,
+                 cache: BuildCache | None = None):
         self.params, self.n_inputs = params, n_inputs
         self.sample_duration, self.dt, self.chunk_size, self.n_bins = sample_duration, dt, chunk_size, n_bins
         self.sample_steps = int(round(float(sample_duration / dt)))
@@ -129,7 +132,7 @@ class Liquid(ChunkedReplayNetwork):
         self.input_pre_, self.input_post_ = in_pre, in_post
         self.out_degree_ = np.bincount(self.pre_, minlength=params.n_neurons)
         self.input_out_degree_ = np.bincount(in_pre, minlength=n_inputs)
-        self.compile(lambda folder: self._build(device_name, folder, capacity), build_dir, n_inputs=n_inputs,
+        self.compile(lambda folder: self._build(device_name, folder, capacity), build_dir, cache, n_inputs=n_inputs,
                      sample_duration=repr(sample_duration), dt=repr(dt), chunk_size=chunk_size, capacity=capacity,
                      n_bins=n_bins, device=device_name, seed=seed, trace_tau=repr(trace_tau),
                      record_spikes=record_spikes)
@@ -179,7 +182,7 @@ class Liquid(ChunkedReplayNetwork):
             objects.append(self.spike_monitor)
         self.group, self.recurrent, self.input_projection = res, rec, inp
         net = Network(*objects)
-        self.compiled = devices.CompiledNetwork(net, self.chunk_size * t_sample + self.dt, device_name, build_dir)
+        self.compiled = CompiledNetwork(net, self.chunk_size * t_sample + self.dt, device_name, build_dir)
 
     def collect(self, n_samples: int) -> dict:
         out = {"counts": self.counter.counts(n_samples)}
@@ -211,7 +214,13 @@ class Liquid(ChunkedReplayNetwork):
 
 
 class LiquidTransformer(BaseEstimator, TransformerMixin):
-    """scikit-learn face of the liquid: ``fit`` builds it, ``transform`` gives flattened features."""
+    """scikit-learn face of the liquid: ``fit`` builds (compiles) it, ``transform`` gives the reservoir's
+    time-binned spike counts, flattened to ``(sample, bin * neuron)``.
+
+    Fixed state, in the form every rule's learned state has: ``weights_`` (``{"input": ...,
+    "recurrent": ...}``, Brian2 quantities in volt, one entry per synapse) with ``input_pre_``,
+    ``input_post_``, ``pre_`` and ``post_`` naming the synapses.
+    """
 
     def __init__(self, params: ReservoirParams = ReservoirParams(), *, n_inputs: int = 700,
                  sample_duration=1 * second, dt=0.1 * ms, n_bins: int = 10, chunk_size: int = 100,
@@ -226,6 +235,11 @@ class LiquidTransformer(BaseEstimator, TransformerMixin):
                               chunk_size=self.chunk_size, capacity=2 * chunk_capacity([X], self.chunk_size, self.n_inputs),
                               n_bins=self.n_bins, device_name=self.device, build_dir=Path(self.build_dir),
                               seed=self.seed)
+        liquid = self.liquid_
+        self.weights_ = {"input": np.full(len(liquid.input_pre_), float(self.params.w_input / volt)) * volt,
+                         "recurrent": liquid.weights_}
+        self.input_pre_, self.input_post_ = liquid.input_pre_, liquid.input_post_
+        self.pre_, self.post_ = liquid.pre_, liquid.post_
         return self
 
     def transform(self, X: list[SpikeSample]) -> np.ndarray:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
+from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
 #: Inverse regularisation strengths tried for the logistic readout.
 DEFAULT_CS = (1e-3, 1e-2, 1e-1, 1.0)
@@ -21,25 +21,31 @@ class ReadoutFit:
     train_accuracy: float
 
 
+def logistic_readout(C: float, seed: int = 0):
+    """The readout every rule ends in: ``log1p`` of the counts, standardised, then multinomial
+    logistic regression with inverse regularisation ``C``."""
+    return make_pipeline(FunctionTransformer(np.log1p), StandardScaler(),
+                         LogisticRegression(C=C, max_iter=500, random_state=seed))
+
+
 def fit_logistic_readout(x_train, y_train, x_val, y_val, Cs=DEFAULT_CS, seed: int = 0) -> ReadoutFit:
-    """Scaling + multinomial logistic regression; ``C`` is the one with the best validation
-    accuracy (ties go to the stronger regularisation). The test set is never seen here."""
+    """:func:`logistic_readout` with the ``C`` of the best validation accuracy (ties go to the
+    stronger regularisation). The test set is never seen here."""
     best = None
     for C in sorted(Cs):
-        model = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=500, random_state=seed))
-        model.fit(np.log1p(x_train), y_train)
-        val = model.score(np.log1p(x_val), y_val)
+        model = logistic_readout(C, seed).fit(x_train, y_train)
+        val = model.score(x_val, y_val)
         if best is None or val > best.val_accuracy:
-            best = ReadoutFit(model, C, float(val), float(model.score(np.log1p(x_train), y_train)))
+            best = ReadoutFit(model, C, float(val), float(model.score(x_train, y_train)))
     return best
 
 
 def score_readout(fit: ReadoutFit, x, y) -> float:
-    return float(fit.model.score(np.log1p(x), y))
+    return float(fit.model.score(x, y))
 
 
 def predict_readout(fit: ReadoutFit, x) -> np.ndarray:
-    return fit.model.predict(np.log1p(x))
+    return fit.model.predict(x)
 
 
 class LabelAssignment:

@@ -47,13 +47,16 @@ from pathlib import Path
 
 import numpy as np
 from brian2 import Network, Quantity, Synapses, TimedArray, defaultclock, mV, ms, second, volt
+from sklearn.base import BaseEstimator, TransformerMixin
 
-from datasets.records import SpikeSample
-from models import devices
-from models.counting import COUNT_EQUATION, COUNT_RESET, BinnedCounter
-from models.inputs import SpikeReplay
-from models.replay_network import ChunkedReplayNetwork, stack_counts
-from models.lif import LIF_RUN_ARG_CONSTANTS, LIFParams, check_quantity, const, lif_group
+from models.engine import devices
+from models.engine.compiled import BuildCache, CompiledNetwork
+from models.engine.counting import COUNT_EQUATION, COUNT_RESET, BinnedCounter
+from models.engine.inputs import SpikeReplay, chunk_capacity
+from models.engine.replay import ChunkedReplayNetwork, stack_counts
+from models.lif import LIF_RUN_ARG_CONSTANTS, LIFParams, lif_group
+from models.spikes import SpikeSample
+from models.units import ASSIGN, check_quantity, const
 
 
 @dataclass(frozen=True)
@@ -61,7 +64,7 @@ class STDPParams:
     """Constants of the STDP network (Brian2 quantities)."""
 
     n_neurons: int = 100  # excitatory neurons
-    lif: LIFParams = dataclasses.field(default_factory=LIFParams)  # the shared neuron
+    lif: LIFParams = dataclasses.field(default_factory=LIFParams, metadata=ASSIGN)  # the shared neuron
     w_max: Quantity = const(3 * mV)  # upper weight bound
     w_init_max: Quantity = const(1 * mV)  # initial weights uniform in [0, w_init_max]
     w_mean: Quantity = const(0.5 * mV)  # normalisation: incoming weights sum to n_inputs * w_mean
@@ -158,7 +161,7 @@ class STDPNetwork(ChunkedReplayNetwork):
 
     def __init__(self, params: STDPParams, n_inputs: int, *, sample_duration: Quantity, dt: Quantity,
                  chunk_size: int, capacity: int, n_bins: int, device_name: str, build_dir: Path,
-                 seed: int = 0):
+                 seed: int = 0, cache: BuildCache | None = None):
         self.params, self.n_inputs = params, n_inputs
         self.sample_duration, self.dt, self.chunk_size, self.n_bins = sample_duration, dt, chunk_size, n_bins
         self.sample_steps = int(round(float(sample_duration / dt)))
@@ -167,7 +170,7 @@ class STDPNetwork(ChunkedReplayNetwork):
         rng = np.random.default_rng(seed)
         self.weights_ = rng.uniform(0, 1, (n_inputs, params.n_neurons)) * params.w_init_max
         self.theta_ = np.zeros(params.n_neurons) * volt
-        self.compile(lambda folder: self._build(device_name, folder, capacity), build_dir, n_inputs=n_inputs,
+        self.compile(lambda folder: self._build(device_name, folder, capacity), build_dir, cache, n_inputs=n_inputs,
                      sample_duration=repr(sample_duration), dt=repr(dt), chunk_size=chunk_size, capacity=capacity,
                      n_bins=n_bins, device=device_name)
 
@@ -224,7 +227,7 @@ class STDPNetwork(ChunkedReplayNetwork):
         self.exc, self.syn, self.inhibition = exc, syn, inhibition
         net = Network(self.replay.group, exc, syn, inhibition, *starts, *counter_objects)
         duration = self.chunk_size * t_sample + self.dt
-        self.compiled = devices.CompiledNetwork(net, duration, device_name, build_dir)
+        self.compiled = CompiledNetwork(net, duration, device_name, build_dir)
 
     def extra_run_args(self, samples: list[SpikeSample], learn: bool = False) -> dict:
         gate = np.zeros(self.chunk_size + 1)
@@ -251,9 +254,14 @@ class STDPNetwork(ChunkedReplayNetwork):
         return stack_counts(parts, self.n_bins, self.params.n_neurons)
 
 
-class STDPTransformer:
-    """scikit-learn face of the STDP layer: ``fit`` learns for ``epochs`` epochs (seeded order),
-    ``transform`` returns the layer's time-binned spike counts with learning off, flattened."""
+class STDPTransformer(BaseEstimator, TransformerMixin):
+    """scikit-learn face of the STDP layer: ``fit`` compiles the network and learns for ``epochs``
+    epochs (seeded order); ``transform`` returns the layer's time-binned spike counts with
+    learning off, flattened to ``(sample, bin * neuron)``.
+
+    Learned state: ``weights_`` (``{"input": (n_inputs, n_neurons)}``) and ``theta_``
+    (``(n_neurons,)``), Brian2 quantities in volt.
+    """
 
     def __init__(self, params: STDPParams = STDPParams(), *, n_inputs: int = 700, sample_duration=1 * second,
                  dt=0.1 * ms, n_bins: int = 5, chunk_size: int = 100, epochs: int = 1, device: str = "cpp_standalone",
@@ -263,8 +271,6 @@ class STDPTransformer:
         self.build_dir, self.seed, self.workers = build_dir, seed, workers
 
     def fit(self, X: list[SpikeSample], y=None) -> "STDPTransformer":
-        from models.inputs import chunk_capacity
-
         # Room for chunks of later input twice as dense as the densest in X.
         self.network_ = STDPNetwork(self.params, self.n_inputs, sample_duration=self.sample_duration, dt=self.dt,
                                     chunk_size=self.chunk_size,
@@ -274,11 +280,9 @@ class STDPTransformer:
         for epoch in range(self.epochs):
             order = np.random.default_rng([self.seed, epoch]).permutation(len(X))
             self.network_.present([X[i] for i in order], learn=True)
-        self.weights_, self.theta_ = self.network_.weights_, self.network_.theta_
+        self.weights_ = {"input": self.network_.weights_}
+        self.theta_ = self.network_.theta_
         return self
 
     def transform(self, X: list[SpikeSample]) -> np.ndarray:
         return self.network_.present(X, learn=False, workers=self.workers).reshape(len(X), -1)
-
-    def fit_transform(self, X, y=None) -> np.ndarray:
-        return self.fit(X, y).transform(X)

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from brian2 import NeuronGroup, Quantity, mV, ms, second, volt
-from brian2.units.fundamentalunits import DIMENSIONLESS, get_dimensions
+
+from models.units import check_quantity, const
 
 #: The membrane and synaptic current, every constant a (shared, constant) variable so that a
 #: scan or ``run_args`` can change it on a compiled binary.
@@ -34,26 +35,6 @@ v_reset : volt (shared, constant)
 v_threshold : volt (shared, constant)
 t_ref : second (shared, constant)
 """
-
-
-def const(value):
-    """Dataclass default for a Brian2 quantity (quantities are arrays, so they need a factory)."""
-    return dataclasses.field(default_factory=lambda: value)
-
-
-def check_quantity(name: str, value, unit: Quantity, *, positive: bool = False) -> None:
-    """Raise a clear error unless ``value`` is a Brian2 quantity with the dimensions of ``unit``."""
-    if not isinstance(value, Quantity) and get_dimensions(unit) is not DIMENSIONLESS:
-        raise TypeError(
-            f"{name} must be a Brian2 quantity in units of {unit!r} (for example 20*ms), "
-            f"got the unitless value {value!r}"
-        )
-    if get_dimensions(value) is not get_dimensions(unit):
-        raise TypeError(f"{name} must have the units of {unit!r}, got {value!r}")
-    if not np.all(np.isfinite(np.asarray(value))):
-        raise ValueError(f"{name} must be finite, got {value!r}")
-    if positive and not np.all(np.asarray(value) > 0):
-        raise ValueError(f"{name} must be positive, got {value!r}")
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,9 @@ from datasets import Preprocessing, load_splits, to_dense
 from datasets.synthetic import SyntheticConfig
 from learning_rules.bptt import BPTTParams
 from models.lif_torch import RecurrentLIFNetwork, lif_constants
-from studies import common
+from models import files
+from studies import benchmarks, results
+from studies.cli import run_main
 
 
 def _snntorch_model(n_in, n_hidden, n_out, k, generator):
@@ -67,16 +69,16 @@ def _epoch(model, forward, x, y, batch_size, optimizer) -> float:
 
 
 def run(n_samples: int, repeats: int, threads: int) -> xr.Dataset:
-    started = common.now()
+    started = results.now()
     torch.set_num_threads(threads)
     p = BPTTParams()
     data = load_splits("synthetic", synthetic=SyntheticConfig(n_train=n_samples + 1, n_test=1),
                        preprocessing=Preprocessing(dt=10 * ms), val_fraction=1 / (n_samples + 1))
     x = torch.from_numpy(to_dense(data.train.samples, 700, 100, 10 * ms))
     y = torch.as_tensor(data.train.labels)
-    k = lif_constants(p.lif, p.dt)
+    k = lif_constants(p.lif, 10 * ms)
     gen = torch.Generator().manual_seed(0)
-    ours = RecurrentLIFNetwork(700, 128, 20, p.lif, p.dt, generator=gen)
+    ours = RecurrentLIFNetwork(700, 128, 20, p.lif, 10 * ms, generator=gen)
     theirs = _snntorch_model(700, 128, 20, k, gen)
     contenders = {
         "ours": (ours, lambda m, xb: m(xb)[0], torch.optim.Adam(ours.parameters(), lr=p.learning_rate)),
@@ -91,12 +93,12 @@ def run(n_samples: int, repeats: int, threads: int) -> xr.Dataset:
         {
             "epoch_seconds_per_1000": ("implementation", [per_1000["ours"], per_1000["snntorch"]],
                                        {"units": "s", "long_name": "training time per 1,000 samples (best epoch)"}),
-            "speedup": common.scalar(per_1000["snntorch"] / per_1000["ours"], "1",
+            "speedup": results.scalar(per_1000["snntorch"] / per_1000["ours"], "1",
                                      "snnTorch time divided by ours"),
         },
         coords={"implementation": ["ours", "snntorch"]},
     )
-    common.benchmark_attrs(ds, "bptt_epoch_time", started, n_samples=len(x), repeats=repeats, threads=threads,
+    results.benchmark_attrs(ds, "bptt_epoch_time", started, n_samples=len(x), repeats=repeats, threads=threads,
                            network="700 -> 128 recurrent -> 20, 100 steps of 10 ms, batch 64")
     return ds
 
@@ -110,7 +112,7 @@ def main(argv=None) -> Path:
     parser.add_argument("--out", type=Path, default=Path("results"), help="folder for the results file")
     args = parser.parse_args(argv)
     ds = run(args.n_samples, args.repeats, args.threads)
-    path = common.write_atomic_netcdf(ds, Path(args.out) / "bench_bptt.nc")
+    path = files.write_netcdf(ds, Path(args.out) / "bench_bptt.nc")
     ours, theirs = ds.epoch_seconds_per_1000.values
     print(f"per 1,000 samples: ours {ours:.2f} s, snnTorch {theirs:.2f} s; speed-up {float(ds.speedup):.2f}x")
     print(f"results: {path}")
@@ -118,4 +120,4 @@ def main(argv=None) -> Path:
 
 
 if __name__ == "__main__":
-    common.run_main(main)
+    run_main(main)

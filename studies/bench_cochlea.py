@@ -23,11 +23,14 @@ from datasets.cochlea import CochleaParams, convert_files, parse_name
 from datasets.fsdd import TEST_INDICES, recordings_dir
 from datasets.records import SpikeSample
 from learning_rules.readout import fit_logistic_readout, score_readout
-from studies import common
+from models import files
+from models.units import config_json
+from studies import benchmarks, results
+from studies.cli import run_main
 
 
 def run(data_dir, n_files: int | None, workers: int, seed: int) -> xr.Dataset:
-    started = common.now()
+    started = results.now()
     paths = sorted(recordings_dir(data_dir).glob("*_*_*.wav"))
     if n_files is not None:
         paths = list(np.random.default_rng(seed).choice(paths, size=min(n_files, len(paths)), replace=False))
@@ -46,17 +49,17 @@ def run(data_dir, n_files: int | None, workers: int, seed: int) -> xr.Dataset:
     readout = fit_logistic_readout(features[fit_idx], labels[fit_idx], features[val_idx], labels[val_idx], seed=seed)
     test_acc = score_readout(readout, features[is_test], labels[is_test]) if is_test.any() else float("nan")
     ds = xr.Dataset({
-        "conversion_seconds": common.scalar(seconds, "s", "wall time to convert all recordings"),
-        "audio_seconds": common.scalar(audio, "s", "audio converted"),
-        "files": common.scalar(len(paths), "1", "recordings converted"),
-        "seconds_per_audio_second": common.scalar(seconds / audio, "1", "wall time per second of audio"),
-        "median_spikes_per_sample": common.scalar(np.median([len(s.units) for s in samples]), "1",
+        "conversion_seconds": results.scalar(seconds, "s", "wall time to convert all recordings"),
+        "audio_seconds": results.scalar(audio, "s", "audio converted"),
+        "files": results.scalar(len(paths), "1", "recordings converted"),
+        "seconds_per_audio_second": results.scalar(seconds / audio, "1", "wall time per second of audio"),
+        "median_spikes_per_sample": results.scalar(np.median([len(s.units) for s in samples]), "1",
                                                   "median spikes per recording"),
-        "count_readout_test_accuracy": common.scalar(test_acc, "1",
+        "count_readout_test_accuracy": results.scalar(test_acc, "1",
                                                      "test accuracy of a logistic readout on spike counts"),
-        **common.memory_vars(),
+        **results.memory_vars(),
     })
-    common.benchmark_attrs(ds, "cochlea_conversion", started, workers=workers, config=common.config_json(CochleaParams()))
+    results.benchmark_attrs(ds, "cochlea_conversion", started, workers=workers, config=config_json(CochleaParams()))
     return ds
 
 
@@ -70,7 +73,7 @@ def main(argv=None) -> Path:
     parser.add_argument("--out", type=Path, default=Path("results"), help="folder for the results file")
     args = parser.parse_args(argv)
     ds = run(args.data_dir, args.n_files, args.workers, args.seed)
-    path = common.write_atomic_netcdf(ds, Path(args.out) / "bench_cochlea.nc")
+    path = files.write_netcdf(ds, Path(args.out) / "bench_cochlea.nc")
     print(f"{int(ds.files)} recordings ({float(ds.audio_seconds):.0f} s of audio) in "
           f"{float(ds.conversion_seconds):.0f} s; count readout test accuracy "
           f"{float(ds.count_readout_test_accuracy):.3f} (chance 0.1)")
@@ -79,4 +82,4 @@ def main(argv=None) -> Path:
 
 
 if __name__ == "__main__":
-    common.run_main(main)
+    run_main(main)

@@ -32,8 +32,10 @@ from datasets import Preprocessing, to_dense
 from datasets.records import preprocess
 from datasets.synthetic import SyntheticConfig, make_synthetic
 from learning_rules.eprop import EPropNetwork, EPropParams
-from models.inputs import chunk_capacity
-from studies import common
+from models.engine.inputs import chunk_capacity
+from models import files
+from studies import benchmarks, results
+from studies.cli import run_main
 
 N_IN, N_HIDDEN, N_OUT = 700, 128, 20
 WEIGHT_SCALE = 10.0  # ours: hidden layer at roughly 10 Hz on this input
@@ -47,9 +49,9 @@ def _samples(n, duration=1 * second, seed=7):
 
 
 def time_ours(samples, out: Path) -> dict:
-    build_dir = Path(tempfile.mkdtemp(prefix="bench_eprop_", dir=common.build_root(out)))
+    build_dir = Path(tempfile.mkdtemp(prefix="bench_eprop_", dir=benchmarks.build_root(out)))
     try:
-        net = EPropNetwork(EPropParams(n_hidden=N_HIDDEN, weight_scale=WEIGHT_SCALE), N_IN, N_OUT, sample_duration=1 * second,
+        net = EPropNetwork(EPropParams(n_hidden=N_HIDDEN, weight_scale=WEIGHT_SCALE), N_IN, N_OUT, dt=1 * ms, sample_duration=1 * second,
                            chunk_size=len(samples), capacity=chunk_capacity([samples], len(samples), N_IN),
                            device_name="cpp_standalone", build_dir=build_dir)
         t0 = time.perf_counter()
@@ -127,9 +129,9 @@ def _eprop_memory(steps: int, out: Path) -> float:
     import psutil
 
     samples = _samples(2, duration=steps * ms, seed=3)
-    build_dir = Path(tempfile.mkdtemp(prefix="bench_eprop_mem_", dir=common.build_root(out)))
+    build_dir = Path(tempfile.mkdtemp(prefix="bench_eprop_mem_", dir=benchmarks.build_root(out)))
     try:
-        net = EPropNetwork(EPropParams(n_hidden=N_HIDDEN), N_IN, N_OUT, sample_duration=steps * ms, chunk_size=2,
+        net = EPropNetwork(EPropParams(n_hidden=N_HIDDEN), N_IN, N_OUT, dt=1 * ms, sample_duration=steps * ms, chunk_size=2,
                            capacity=chunk_capacity([samples], 2, N_IN), device_name="cpp_standalone",
                            build_dir=build_dir)
         net.compiled.build()
@@ -188,7 +190,7 @@ def _bptt_memory_fresh(steps: int) -> float:
 
 
 def run(n_samples: int, lengths: list[int], out: Path, with_nest: bool) -> xr.Dataset:
-    started = common.now()
+    started = results.now()
     samples = _samples(n_samples)
     results = {"ours": time_ours(samples, out)}
     if with_nest:
@@ -209,10 +211,10 @@ def run(n_samples: int, lengths: list[int], out: Path, with_nest: bool) -> xr.Da
                              {"units": "MiB", "long_name": "BPTT: memory held for the backward pass (batch 16)"}),
     }
     if with_nest:
-        data["speedup"] = common.scalar(results["nest"]["seconds_per_sample"] / results["ours"]["seconds_per_sample"],
+        data["speedup"] = results.scalar(results["nest"]["seconds_per_sample"] / results["ours"]["seconds_per_sample"],
                                         "1", "NEST time per sample divided by ours")
     ds = xr.Dataset(data, coords={"implementation": impls, "sequence_steps": lengths})
-    common.benchmark_attrs(ds, "eprop_speed_memory", started, n_samples=n_samples,
+    results.benchmark_attrs(ds, "eprop_speed_memory", started, n_samples=n_samples,
                            network=f"{N_IN} -> {N_HIDDEN} recurrent -> {N_OUT}, 1 s samples at 1 ms")
     return ds
 
@@ -227,7 +229,7 @@ def main(argv=None) -> Path:
     parser.add_argument("--out", type=Path, default=Path("results"), help="folder for the results file")
     args = parser.parse_args(argv)
     ds = run(args.n_samples, args.lengths, args.out, not args.no_nest)
-    path = common.write_atomic_netcdf(ds, Path(args.out) / "bench_eprop.nc")
+    path = files.write_netcdf(ds, Path(args.out) / "bench_eprop.nc")
     for impl, sec, spk in zip(ds.implementation.values, ds.seconds_per_sample.values, ds.hidden_spikes_per_sample.values):
         print(f"{impl}: {sec:.3f} s per training sample ({spk:.0f} hidden spikes per sample)")
     if "speedup" in ds:
@@ -239,4 +241,4 @@ def main(argv=None) -> Path:
 
 
 if __name__ == "__main__":
-    common.run_main(main)
+    run_main(main)

@@ -20,16 +20,18 @@ import xarray as xr
 from brian2 import ms, second
 
 from learning_rules.lsm import Liquid, ReservoirParams
-from models.devices import DEVICES
-from models.inputs import chunk_capacity
-from studies import common
-from studies.units import parse_quantity
+from models.engine.devices import DEVICES
+from models.engine.inputs import chunk_capacity
+from models import files
+from studies import benchmarks, results
+from studies.cli import run_main
+from studies.benchmarks import quantity_arg as parse_quantity
 
 
 def run(n_neurons, n_samples, dt, device, chunk_size, workers, out: Path) -> xr.Dataset:
-    started = common.now()
-    samples = common.shd_like_samples(n_samples, dt)
-    build_dir = Path(tempfile.mkdtemp(prefix="bench_lsm_", dir=common.build_root(out)))
+    started = results.now()
+    samples = benchmarks.shd_like_samples(n_samples, dt)
+    build_dir = Path(tempfile.mkdtemp(prefix="bench_lsm_", dir=benchmarks.build_root(out)))
     rates = {}
     try:
         liquid = Liquid(ReservoirParams(n_neurons=n_neurons), 700, sample_duration=1 * second, dt=dt,
@@ -48,14 +50,14 @@ def run(n_neurons, n_samples, dt, device, chunk_size, workers, out: Path) -> xr.
         {
             "samples_per_second": ("workers", [rates[n] for n in sorted(rates)],
                                    {"units": "1/s", "long_name": "reservoir samples simulated per second"}),
-            "reservoir_rate": common.scalar(counts.sum() / n_samples / n_neurons, "Hz", "mean reservoir firing rate"),
-            "input_spikes_per_sample": common.scalar(np.mean([len(s.units) for s in samples]), "1", "input spikes per sample"),
-            "build_seconds": common.scalar(build_seconds, "s", "code generation and compilation"),
-            **common.memory_vars(),
+            "reservoir_rate": results.scalar(counts.sum() / n_samples / n_neurons, "Hz", "mean reservoir firing rate"),
+            "input_spikes_per_sample": results.scalar(np.mean([len(s.units) for s in samples]), "1", "input spikes per sample"),
+            "build_seconds": results.scalar(build_seconds, "s", "code generation and compilation"),
+            **results.memory_vars(),
         },
         coords={"workers": sorted(rates)},
     )
-    common.benchmark_attrs(ds, "lsm_feature_extraction", started, device=device, n_neurons=n_neurons, n_samples=n_samples,
+    results.benchmark_attrs(ds, "lsm_feature_extraction", started, device=device, n_neurons=n_neurons, n_samples=n_samples,
                            dt=str(dt), chunk_size=chunk_size)
     return ds
 
@@ -73,7 +75,7 @@ def main(argv=None) -> Path:
     args = parser.parse_args(argv)
     ds = run(args.n_neurons, args.n_samples, args.dt, args.device, min(args.chunk_size, args.n_samples),
              args.workers, args.out)
-    path = common.write_atomic_netcdf(ds, Path(args.out) / "bench_lsm.nc")
+    path = files.write_netcdf(ds, Path(args.out) / "bench_lsm.nc")
     print(", ".join(f"{int(w)} process(es): {r:.1f} samples/s" for w, r in zip(ds.workers.values, ds.samples_per_second.values))
           + f" (reservoir at {float(ds.reservoir_rate):.1f} Hz)")
     print(f"results: {path}")
@@ -81,4 +83,4 @@ def main(argv=None) -> Path:
 
 
 if __name__ == "__main__":
-    common.run_main(main)
+    run_main(main)

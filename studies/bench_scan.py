@@ -22,19 +22,24 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from studies import common, scan
+from models import files
+from studies import benchmarks, registry, results, scan
+from studies.config import leaves
+from studies.cli import run_main
 
 
 def run(rule: str, n_points: int, n_train: int, out: Path) -> xr.Dataset:
-    started = common.now()
+    started = results.now()
     values = ",".join(f"{10 + 2 * k}ms" for k in range(n_points))
-    base = dict(dataset="synthetic", data_dir=None, n_train=n_train, n_test=max(n_train // 4, 10), epochs=1,
-                device="cpu" if rule == "bptt" else "cpp_standalone")
+    spec = registry.get(rule)
+    base = dict(dataset="synthetic", n_train=n_train, n_test=max(n_train // 4, 10))
+    base.update({name: 1 for name in ("epochs", "workers") if name in leaves(spec.config)})
+    base.update(spec.scan_defaults)
     rates, per_point, inside, built, reused = {}, {}, {}, {}, {}
     for workers in (1, 2):
-        with tempfile.TemporaryDirectory(dir=common.build_root(out)) as folder:
+        with tempfile.TemporaryDirectory(dir=benchmarks.build_root(out)) as folder:
             t0 = time.perf_counter()
-            ds = scan.run_scan(rule, {"tau_mem": values.split(",")}, [0], {**base, "out": folder}, workers=workers)
+            ds = scan.run_scan(spec, {"tau_mem": values.split(",")}, [0], base, Path(folder), workers=workers)
             wall = time.perf_counter() - t0
         if ds.attrs["failed_points"]:
             raise RuntimeError(f"{ds.attrs['failed_points']} benchmark point(s) failed: {ds.error.values.ravel()[0]}")
@@ -49,21 +54,21 @@ def run(rule: str, n_points: int, n_train: int, out: Path) -> xr.Dataset:
     result = xr.Dataset(
         {
             "points_per_second": ("workers", [rates[1], rates[2]], {"units": "1/s", "long_name": "scan throughput"}),
-            "speedup": common.scalar(rates[2] / rates[1], "1", "throughput with two workers over one"),
-            "overhead_per_point": common.scalar(per_point[1] - inside[1], "s",
+            "speedup": results.scalar(rates[2] / rates[1], "1", "throughput with two workers over one"),
+            "overhead_per_point": results.scalar(per_point[1] - inside[1], "s",
                                                 "wall time per point not spent inside the point (one worker)"),
             "point_seconds": ("workers", [inside[1], inside[2]], {"units": "s", "long_name": "mean time inside a point"}),
             "binaries_built": ("workers", [built[1], built[2]],
                                {"units": "1", "long_name": "points that compiled a binary (the rest reused one)"}),
-            "building_point_seconds": common.scalar(build_point, "s", "time inside a point that compiled (one worker)"),
+            "building_point_seconds": results.scalar(build_point, "s", "time inside a point that compiled (one worker)"),
             "reusing_point_seconds": ("workers", [_mean(reused[1]), _mean(reused[2])],
                                       {"units": "s", "long_name": "mean time inside a point that reused a binary"}),
-            "steady_speedup": common.scalar(2 * _mean(reused[1]) / _mean(reused[2]), "1",
+            "steady_speedup": results.scalar(2 * _mean(reused[1]) / _mean(reused[2]), "1",
                                             "throughput of two workers over one once each holds its binary"),
         },
         coords={"workers": [1, 2]},
     )
-    common.benchmark_attrs(result, "scan_throughput", started, rule=rule, n_points=n_points, n_train=n_train)
+    results.benchmark_attrs(result, "scan_throughput", started, rule=rule, n_points=n_points, n_train=n_train)
     return result
 
 
@@ -74,13 +79,13 @@ def _mean(values) -> float:
 def main(argv=None) -> Path:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--rule", choices=scan.RULES, default="lsm", help="rule whose scan is timed")
+    parser.add_argument("--rule", choices=registry.names(), default="lsm", help="rule whose scan is timed")
     parser.add_argument("--points", type=int, default=24, help="grid points")
     parser.add_argument("--n-train", type=int, default=100, help="training samples per point")
     parser.add_argument("--out", type=Path, default=Path("results"), help="folder for the results file")
     args = parser.parse_args(argv)
     ds = run(args.rule, args.points, args.n_train, args.out)
-    path = common.write_atomic_netcdf(ds, Path(args.out) / "bench_scan.nc")
+    path = files.write_netcdf(ds, Path(args.out) / "bench_scan.nc")
     print(f"1 worker {ds.points_per_second.values[0]:.3f} points/s, 2 workers {ds.points_per_second.values[1]:.3f} "
           f"points/s: {float(ds.speedup):.2f}x; overhead {float(ds.overhead_per_point):.2f} s per point")
     print(f"binaries built: {ds.binaries_built.values[0]} (1 worker), {ds.binaries_built.values[1]} (2 workers); "
@@ -92,4 +97,4 @@ def main(argv=None) -> Path:
 
 
 if __name__ == "__main__":
-    common.run_main(main)
+    run_main(main)

@@ -19,19 +19,21 @@ import numpy as np
 import xarray as xr
 from brian2 import ms, second
 
-from models.inputs import chunk_capacity
+from models.engine.inputs import chunk_capacity
 from learning_rules.stdp import STDPNetwork, STDPParams
-from models.devices import DEVICES
-from studies import common
-from studies.units import parse_quantity
+from models.engine.devices import DEVICES
+from models import files
+from studies import benchmarks, results
+from studies.cli import run_main
+from studies.benchmarks import quantity_arg as parse_quantity
 
 
 def run(n_neurons: int, n_samples: int, dt, device: str, chunk_size: int, out: Path) -> xr.Dataset:
-    started = common.now()
-    samples = common.shd_like_samples(n_samples, dt)
+    started = results.now()
+    samples = benchmarks.shd_like_samples(n_samples, dt)
     input_spikes = float(np.mean([len(s.units) for s in samples]))
     capacity = chunk_capacity([samples], chunk_size, 700)
-    build_dir = Path(tempfile.mkdtemp(prefix="bench_stdp_", dir=common.build_root(out)))
+    build_dir = Path(tempfile.mkdtemp(prefix="bench_stdp_", dir=benchmarks.build_root(out)))
     try:
         net = STDPNetwork(STDPParams(n_neurons=n_neurons), 700, sample_duration=1 * second, dt=dt,
                           chunk_size=chunk_size, capacity=capacity, n_bins=5, device_name=device,
@@ -47,16 +49,16 @@ def run(n_neurons: int, n_samples: int, dt, device: str, chunk_size: int, out: P
     layer_spikes = float(counts.sum(axis=(1, 2)).mean())
     events = (input_spikes * n_neurons + layer_spikes * (n_neurons - 1)) * n_samples
     ds = xr.Dataset({
-        "samples_per_second": common.scalar(n_samples / train_seconds, "1/s", "training samples per second, one process"),
-        "synaptic_events_per_second": common.scalar(events / train_seconds, "1/s",
+        "samples_per_second": results.scalar(n_samples / train_seconds, "1/s", "training samples per second, one process"),
+        "synaptic_events_per_second": results.scalar(events / train_seconds, "1/s",
                                                     "synaptic events (input and inhibition) per second of wall time"),
-        "input_spikes_per_sample": common.scalar(input_spikes, "1", "input spikes per sample"),
-        "layer_spikes_per_sample": common.scalar(layer_spikes, "1", "excitatory-layer spikes per sample"),
-        "build_seconds": common.scalar(build_seconds, "s", "code generation and compilation"),
-        "train_seconds": common.scalar(train_seconds, "s", "wall time of training (all chunks)"),
-        **common.memory_vars(),
+        "input_spikes_per_sample": results.scalar(input_spikes, "1", "input spikes per sample"),
+        "layer_spikes_per_sample": results.scalar(layer_spikes, "1", "excitatory-layer spikes per sample"),
+        "build_seconds": results.scalar(build_seconds, "s", "code generation and compilation"),
+        "train_seconds": results.scalar(train_seconds, "s", "wall time of training (all chunks)"),
+        **results.memory_vars(),
     })
-    common.benchmark_attrs(ds, "stdp_training", started, device=device, n_neurons=n_neurons, n_samples=n_samples,
+    results.benchmark_attrs(ds, "stdp_training", started, device=device, n_neurons=n_neurons, n_samples=n_samples,
                            dt=str(dt), chunk_size=chunk_size)
     return ds
 
@@ -72,7 +74,7 @@ def main(argv=None) -> Path:
     parser.add_argument("--out", type=Path, default=Path("results"), help="folder for the results file")
     args = parser.parse_args(argv)
     ds = run(args.n_neurons, args.n_samples, args.dt, args.device, min(args.chunk_size, args.n_samples), args.out)
-    path = common.write_atomic_netcdf(ds, Path(args.out) / "bench_stdp.nc")
+    path = files.write_netcdf(ds, Path(args.out) / "bench_stdp.nc")
     print(f"{float(ds.samples_per_second):.1f} samples/s, {float(ds.synaptic_events_per_second) / 1e6:.0f} M "
           f"synaptic events/s ({float(ds.input_spikes_per_sample):.0f} input spikes per sample)")
     print(f"results: {path}")
@@ -80,4 +82,4 @@ def main(argv=None) -> Path:
 
 
 if __name__ == "__main__":
-    common.run_main(main)
+    run_main(main)

@@ -1,42 +1,43 @@
 """The comparison: every rule on identical splits, neuron constants and preprocessing, several seeds.
 
     python studies/compare_shd.py --seeds 3
+    python studies/compare_shd.py --rules eprop bptt --set eprop.epochs=3 --set bptt.n_hidden=64
     python -m analysis.report results/compare_<dataset>.nc
 
-Runs STDP (+ readouts), the liquid state machine, e-prop and the BPTT baseline, plus the control
-(a logistic readout of the input's own time-binned spike counts), each for ``--seeds`` seeds, with
-a budget per rule (epochs, network size). Every rule/seed pair writes its own results file under
-``OUT/runs/`` as it finishes; ``--resume`` skips the pairs already there. The combined file
-``OUT/compare_<dataset>.nc`` has dimensions ``rule`` x ``seed`` (and ``epoch`` for learning curves).
+Runs every rule of the registry (:mod:`studies.registry`; by default STDP with its readouts, the
+liquid state machine, e-prop, the BPTT baseline and the input-count control) for ``--seeds``
+seeds. The shared options (``--dt``, ``--duration``, ``--pool``, ``--n-bins``, ``--device``,
+``--workers``, ``--lif``) go to every rule that has them; each rule's budget is its registry
+default (``compare_defaults``), changed with ``--set RULE.NAME=VALUE``. Every rule/seed pair runs
+in a fresh process and writes its own results file under ``OUT/runs/`` as it finishes;
+``--resume`` keeps a stored pair only when it was made with the same configuration (else it stops
+and names the fields that differ) and lets an interrupted pair resume from its own checkpoints.
+The combined file ``OUT/compare_<dataset>.nc`` has dimensions ``rule`` x ``seed`` (and ``epoch``
+for learning curves).
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import multiprocessing
 import sys
-import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import xarray as xr
-from brian2 import ms, second
+from brian2 import Quantity, ms, second
 
-from datasets import Preprocessing, spike_counts
-from learning_rules.bptt import BPTTParams
-from learning_rules.eprop import EPropParams
-from learning_rules.lsm import ReservoirParams
-from learning_rules.readout import fit_logistic_readout, score_readout
-from learning_rules.stdp import STDPParams
-from studies import bptt_shd, common, eprop_shd, lsm_shd, stdp_shd
-from studies.units import parse_quantity
+from models import files
+from models.engine.devices import DEVICES
+from models.lif import LIFParams
+from models.units import ASSIGN, config_json, const, parse_assignments
+from studies import registry
+from studies.cli import run_main
+from studies.config import RunConfig, apply, build_parser, config_from_args, leaves
+from studies.results import now
+from studies.run import check_same_config
 
-RULES = ("stdp", "lsm", "eprop", "bptt", "counts")
-#: Where each rule's update lives: local (pre and post activity only), three-factor (local
-#: eligibility times one broadcast signal), non-local (errors carried back through the network).
-LOCALITY = {"stdp": "local", "lsm": "local (readout only)", "eprop": "three-factor", "bptt": "non-local",
-            "counts": "no network"}
 #: Per-operation energies, Horowitz (2014), 45 nm, 32-bit float: accumulate (a spike adding a weight)
 #: and multiply-accumulate (a dense unit).
 ENERGY_AC_PJ, ENERGY_MAC_PJ = 0.9, 4.6
@@ -53,70 +54,77 @@ SCALARS = {
 }
 
 
-def _count_control(args, seed: int, prep: Preprocessing) -> xr.Dataset:
-    """The no-network control: logistic readout of time-binned input spike counts."""
-    started, t0 = common.now(), time.perf_counter()
-    config = _base_config(args, seed)
-    splits = common.load_splits_for(config, prep)
-    x = [spike_counts(d.samples, splits.n_channels, args.n_bins, prep.duration)
-         for d in (splits.train, splits.val, splits.test)]
-    fit = fit_logistic_readout(x[0], splits.train.labels, x[1], splits.val.labels, seed=seed)
-    n_features = x[0].shape[1]
-    input_spikes = float(np.mean([len(s.units) for s in splits.test.samples]))
-    ds = xr.Dataset({
-        "val_accuracy": ("epoch", [fit.val_accuracy], {"units": "1", "long_name": "validation accuracy"}),
-        "test_accuracy": common.scalar(score_readout(fit, x[2], splits.test.labels), "1", "test accuracy"),
-        "train_seconds": common.scalar(time.perf_counter() - t0, "s", "fitting wall time"),
-        "trainable_parameters": common.scalar(n_features * splits.n_classes + splits.n_classes, "1", "readout weights"),
-        "input_spikes_per_sample": common.scalar(input_spikes, "1", "input spikes per test sample"),
-        "spikes_per_sample": common.scalar(0.0, "1", "no network: no spikes of its own"),
-        "synaptic_operations_per_sample": common.scalar(input_spikes, "1", "one count increment per input spike"),
-        **common.memory_vars(),
-    }, coords={"epoch": [1]})
-    return common.finish_results(ds, rule="counts", config=config, splits=splits, device="none", seed=seed,
-                                 started=started)
+@dataclass(frozen=True)
+class CompareConfig:
+    run: RunConfig = dataclasses.field(default_factory=lambda: RunConfig(n_train=1000, n_test=300))  # data, first seed, files
+    rules: tuple[str, ...] = ("stdp", "lsm", "eprop", "bptt", "counts")  # rules to compare (repeat the option for several)
+    seeds: int = 3  # seeds per rule (seed, seed+1, ...)
+    dt: Quantity = const(1 * ms)  # time step of every rule
+    duration: Quantity = const(1 * second)  # sample length of every rule
+    pool: int = 1  # neighbouring input channels summed into one, for every rule
+    n_bins: int = 10  # time bins of the count features (STDP, LSM, the control)
+    device: str = dataclasses.field(default="cpp_standalone", metadata={"choices": DEVICES})  # Brian2 device of the Brian2 rules
+    workers: int = 2  # processes for Brian2 evaluation
+    set: tuple[str, ...] = ()  # one rule's option, RULE.NAME=VALUE (e.g. eprop.epochs=3), over its budget
+    lif: LIFParams = dataclasses.field(default_factory=LIFParams, metadata=ASSIGN)  # the shared neuron
 
 
-@dataclasses.dataclass(frozen=True)
-class _Base:
-    dataset: str | None
-    data_dir: Path | None
-    n_train: int | None
-    n_test: int | None
-    seed: int
-    out: Path
+SHARED = ("dt", "duration", "pool", "n_bins", "device", "workers")
 
 
-def _base_config(args, seed):
-    return _Base(args.dataset, args.data_dir, args.n_train, args.n_test, seed, args.out / "runs")
+def rule_configs(config: CompareConfig, seed: int) -> dict[str, object]:
+    """Each rule's study config for ``seed``: its defaults, its budget, the shared options, ``--set``."""
+    per_rule: dict[str, dict] = {rule: {} for rule in config.rules}
+    for rule, assignments in _rule_assignments(config.set).items():
+        if rule not in per_rule:
+            raise ValueError(f"--set names the rule {rule!r}, which is not among --rules ({', '.join(config.rules)})")
+        per_rule[rule].update(assignments)
+    out = {}
+    for rule in config.rules:
+        spec = registry.get(rule)
+        names = leaves(spec.config)
+        shared = {name: getattr(config, name) for name in SHARED if name in names}
+        shared.update({f.name: getattr(config.lif, f.name) for f in dataclasses.fields(config.lif) if f.name in names})
+        run = dataclasses.replace(config.run, seed=seed, out=Path(config.run.out) / "runs")
+        study = dataclasses.replace(spec.config(), run=run)
+        out[rule] = apply(study, {**spec.compare_defaults, **shared, **per_rule[rule]})
+    return out
 
 
-def run_one(rule: str, seed: int, args, lif) -> xr.Dataset:
-    """One rule, one seed, with the shared neuron constants and preprocessing."""
-    base = dict(dataset=args.dataset, data_dir=args.data_dir, n_train=args.n_train, n_test=args.n_test,
-                seed=seed, out=args.out / "runs", duration=args.duration, pool=args.pool)
-    if rule == "stdp":
-        return stdp_shd.run(stdp_shd.STDPStudyConfig(
-            **base, device=args.device, epochs=args.epochs_stdp, dt=args.dt, n_bins=args.n_bins,
-            stdp=STDPParams(n_neurons=args.n_stdp_neurons, lif=lif)))
-    if rule == "lsm":
-        return lsm_shd.run(lsm_shd.LSMStudyConfig(
-            **base, device=args.device, dt=args.dt, n_bins=args.n_bins, workers=args.workers,
-            reservoir=ReservoirParams(n_neurons=args.n_reservoir, lif=lif)))
-    if rule == "eprop":
-        return eprop_shd.run(eprop_shd.EPropStudyConfig(
-            **base, device=args.device, epochs=args.epochs_eprop, workers=args.workers,
-            eprop=EPropParams(n_hidden=args.n_hidden, dt=args.dt, lif=lif)))
-    if rule == "bptt":
-        return bptt_shd.run(bptt_shd.BPTTStudyConfig(
-            **base, epochs=args.epochs_bptt, bptt=BPTTParams(n_hidden=args.n_hidden, dt=args.dt, lif=lif)))
-    if rule == "counts":
-        return _count_control(args, seed, Preprocessing(duration=args.duration, dt=args.dt, pool=args.pool))
-    raise ValueError(f"unknown rule {rule!r}; choose from {', '.join(RULES)}")
+def _rule_assignments(items) -> dict[str, dict[str, str]]:
+    out: dict[str, dict[str, str]] = {}
+    for name, value in parse_assignments(list(items)).items():
+        rule, dot, option = name.partition(".")
+        if not dot:
+            raise ValueError(f"--set takes RULE.NAME=VALUE, got {name}={value}")
+        out.setdefault(rule, {})[option] = value
+    return out
 
 
-def _run_and_write(rule, seed, args, lif, path):
-    common.write_atomic_netcdf(run_one(rule, seed, args, lif), path)
+def _run_and_write(spec, config, path):
+    files.write_netcdf(spec.run(config), path)
+
+
+def run_pair(spec, config, path: Path, resume: bool) -> xr.Dataset:
+    """One rule and seed in a fresh process (its peak memory is this pair's alone, and no Brian2
+    state carries over); a stored result of the same configuration is kept when resuming."""
+    current = config_json(dataclasses.replace(config, run=dataclasses.replace(config.run, resume=False)))
+    if resume and path.exists():
+        ds = xr.load_dataset(path)
+        check_same_config(ds.attrs.get("config", "{}"), current, str(path))
+        print(f"{spec.name}, seed {config.run.seed}: done before ({path})", file=sys.stderr)
+        return ds
+    print(f"{spec.name}, seed {config.run.seed} ...", file=sys.stderr)
+    config = dataclasses.replace(config, run=dataclasses.replace(config.run, resume=resume))
+    proc = multiprocessing.get_context("spawn").Process(target=_run_and_write, args=(spec, config, path))
+    proc.start()
+    proc.join()
+    if proc.exitcode != 0:
+        raise RuntimeError(f"{spec.name}, seed {config.run.seed} failed (exit status {proc.exitcode}); "
+                           "see the messages above")
+    ds = xr.load_dataset(path)
+    print(f"{spec.name}, seed {config.run.seed}: test accuracy {float(ds.test_accuracy):.3f}", file=sys.stderr)
+    return ds
 
 
 def _dense_macs(ds: xr.Dataset, n_steps: int) -> float:
@@ -142,69 +150,50 @@ def combine(runs: dict[tuple[str, int], xr.Dataset], rules: list[str], seeds: li
     synops = data["synaptic_operations_per_sample"][1]
     dense = np.full_like(synops, np.nan)
     for (rule, seed), ds in runs.items():
-        if rule != "counts":  # the control has no network to compare with
+        if registry.get(rule).locality != "no network":  # the control has no network to compare with
             dense[rules.index(rule), seeds.index(seed)] = _dense_macs(ds, n_steps)
     data["energy_per_inference"] = (("rule", "seed"), synops * ENERGY_AC_PJ * 1e-6,
                                     {"units": "uJ", "long_name": f"estimated energy per inference ({ENERGY_AC_PJ} pJ per synaptic event)"})
     data["dense_energy_per_inference"] = (("rule", "seed"), dense * ENERGY_MAC_PJ * 1e-6,
                                           {"units": "uJ", "long_name": f"same-size non-spiking network ({ENERGY_MAC_PJ} pJ per MAC, every step)"})
-    data["locality"] = ("rule", [LOCALITY[r] for r in rules], {"long_name": "where the learning rule's information comes from"})
+    data["locality"] = ("rule", [registry.get(r).locality for r in rules],
+                        {"long_name": "where the learning rule's information comes from"})
     ds = xr.Dataset(data, coords={"rule": rules, "seed": seeds, "epoch": np.arange(1, n_epochs + 1)})
     ds.attrs["energy_reference"] = "Horowitz (2014), 45 nm: 0.9 pJ per 32-bit float add, 4.6 pJ per multiply-accumulate"
     return ds
 
 
-def main(argv=None) -> Path:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    common.add_common_arguments(parser, default_n_train=1000, default_n_test=300)
-    parser.add_argument("--rules", nargs="+", choices=RULES, default=list(RULES), help="rules to compare")
-    parser.add_argument("--seeds", type=int, default=3, help="seeds per rule (seed, seed+1, ...)")
-    parser.add_argument("--dt", type=parse_quantity(second), default=1 * ms, help="time step of every rule")
-    parser.add_argument("--duration", type=parse_quantity(second), default=1 * second, help="sample length")
-    parser.add_argument("--pool", type=int, default=1, help="neighbouring input channels summed into one")
-    parser.add_argument("--n-bins", type=int, default=10, help="time bins of the count features (STDP, LSM, control)")
-    parser.add_argument("--n-hidden", type=int, default=128, help="hidden neurons of e-prop and BPTT")
-    parser.add_argument("--n-stdp-neurons", type=int, default=100, help="STDP excitatory neurons")
-    parser.add_argument("--n-reservoir", type=int, default=500, help="reservoir neurons")
-    parser.add_argument("--epochs-stdp", type=int, default=1, help="STDP epochs")
-    parser.add_argument("--epochs-eprop", type=int, default=5, help="e-prop epochs")
-    parser.add_argument("--epochs-bptt", type=int, default=20, help="BPTT epochs")
-    parser.add_argument("--workers", type=int, default=2, help="processes for Brian2 evaluation")
-    args = parser.parse_args(argv)
-    lif = common.lif_from_args(args)
-    seeds = [args.seed + k for k in range(args.seeds)]
+def compare(config: CompareConfig) -> xr.Dataset:
+    if config.seeds < 1:
+        raise ValueError(f"--seeds must be at least 1, got {config.seeds}")
+    for rule in config.rules:
+        registry.get(rule)  # unknown rules fail before anything runs
+    seeds = [config.run.seed + k for k in range(config.seeds)]
+    per_seed = {seed: rule_configs(config, seed) for seed in seeds}  # every option checked up front
     runs = {}
     for seed in seeds:
-        for rule in args.rules:
-            path = args.out / "runs" / f"{rule}_seed{seed}.nc"
-            if args.resume and path.exists():
-                runs[(rule, seed)] = xr.load_dataset(path)
-                print(f"{rule}, seed {seed}: done before ({path})", file=sys.stderr)
-                continue
-            print(f"{rule}, seed {seed} ...", file=sys.stderr)
-            # A fresh process per pair: its peak memory is this pair's alone, and no Brian2 state carries over.
-            ctx = multiprocessing.get_context("spawn")
-            proc = ctx.Process(target=_run_and_write, args=(rule, seed, args, lif, path))
-            proc.start()
-            proc.join()
-            if proc.exitcode != 0:
-                raise RuntimeError(f"{rule}, seed {seed} failed (exit status {proc.exitcode}); see the messages above")
-            ds = xr.load_dataset(path)
-            runs[(rule, seed)] = ds
-            print(f"{rule}, seed {seed}: test accuracy {float(ds.test_accuracy):.3f}", file=sys.stderr)
-    dataset = next(iter(runs.values())).attrs["dataset"]
-    n_steps = int(round(float(args.duration / args.dt)))
-    combined = combine(runs, list(args.rules), seeds, n_steps)
+        for rule in config.rules:
+            path = Path(config.run.out) / "runs" / f"{rule}_seed{seed}.nc"
+            runs[(rule, seed)] = run_pair(registry.get(rule), per_seed[seed][rule], path, config.run.resume)
+    n_steps = int(round(float(config.duration / config.dt)))
+    combined = combine(runs, list(config.rules), seeds, n_steps)
     first = next(iter(runs.values()))
     combined.attrs.update({k: first.attrs[k] for k in ("dataset", "dataset_requested", "n_train", "n_val", "n_test",
                                                        "n_channels", "n_classes", "git_commit", "package_versions")})
-    combined.attrs.update(study="compare", device=args.device, lif=common.config_json(lif),
+    combined.attrs.update(study="compare", device=config.device, lif=config_json(config.lif),
                           preprocessing=first.attrs["preprocessing"], command=" ".join(sys.argv),
-                          budgets=common.config_json({k: v for k, v in vars(args).items() if k.startswith(("epochs_", "n_"))}),
-                          runs=common.config_json({f"{r}_seed{s}": ds.attrs["config"] for (r, s), ds in runs.items()}),
-                          end_time=common.now())
-    path = common.write_atomic_netcdf(combined, Path(args.out) / f"compare_{dataset}.nc")
-    for rule in args.rules:
+                          config=config_json(config),
+                          runs=config_json({f"{r}_seed{s}": ds.attrs["config"] for (r, s), ds in runs.items()}),
+                          end_time=now())
+    return combined
+
+
+def main(argv=None) -> Path:
+    args = build_parser(CompareConfig, __doc__.splitlines()[0]).parse_args(argv)
+    config = config_from_args(CompareConfig, args)
+    combined = compare(config)
+    path = files.write_netcdf(combined, Path(config.run.out) / f"compare_{combined.attrs['dataset']}.nc")
+    for rule in config.rules:
         acc = combined.test_accuracy.sel(rule=rule).values
         print(f"{rule:7s} test accuracy {np.nanmean(acc):.3f} over {np.sum(~np.isnan(acc))} seed(s)")
     print(f"results: {path}")
@@ -212,4 +201,6 @@ def main(argv=None) -> Path:
 
 
 if __name__ == "__main__":
-    common.run_main(main)
+    from studies import compare_shd
+
+    run_main(compare_shd.main)

@@ -11,18 +11,30 @@ cochlea pipeline) the same statistics are computed for it too.
 
 from __future__ import annotations
 
-import argparse
-import time
+import dataclasses
+from dataclasses import dataclass
 from pathlib import Path
 
 import h5py
 import numpy as np
 import xarray as xr
-from brian2 import ms, second
+from brian2 import Quantity, ms, second
 
 from datasets import Preprocessing, spike_counts
 from learning_rules.readout import fit_logistic_readout, score_readout
-from studies import common
+from models import files
+from models.units import const
+from studies import results
+from studies.cli import run_main
+from studies.config import RunConfig, build_parser, config_from_args
+from studies.run import Run
+
+
+@dataclass(frozen=True)
+class SummaryConfig:
+    run: RunConfig = dataclasses.field(default_factory=RunConfig)  # data, seed, files
+    duration: Quantity = const(1 * second)  # samples cropped to this length
+    reference: Path | None = None  # SHD-layout file to compare with
 
 
 def _statistics(units_list, times_list, n_channels):
@@ -37,10 +49,10 @@ def _statistics(units_list, times_list, n_channels):
     return spikes, rate, np.array(active, dtype=float)
 
 
-def run(args) -> xr.Dataset:
-    started, t0 = common.now(), time.perf_counter()
-    prep = Preprocessing(duration=args.duration, dt=1 * ms)
-    splits = common.load_splits_for(args, prep)
+def run(config: SummaryConfig) -> xr.Dataset:
+    job = Run("summary", config)
+    prep = Preprocessing(duration=config.duration, dt=1 * ms)
+    splits = job.load_splits(prep)
     train = splits.train
     n_ch = splits.n_channels
     spikes, rate, active = _statistics([s.units for s in train.samples],
@@ -58,7 +70,7 @@ def run(args) -> xr.Dataset:
     readouts = {}
     for bins in (1, 4):
         x = [spike_counts(d.samples, n_ch, bins, prep.duration) for d in (splits.train, splits.val, splits.test)]
-        fit = fit_logistic_readout(x[0], splits.train.labels, x[1], splits.val.labels, seed=args.seed)
+        fit = fit_logistic_readout(x[0], splits.train.labels, x[1], splits.val.labels, seed=config.run.seed)
         readouts[bins] = score_readout(fit, x[2], splits.test.labels)
     data = {
         "spikes_per_sample": ("sample", spikes, {"units": "1", "long_name": "spikes per training sample"}),
@@ -70,8 +82,8 @@ def run(args) -> xr.Dataset:
         "count_readout_accuracy": ("time_bins", [readouts[1], readouts[4]],
                                    {"units": "1", "long_name": "test accuracy of a logistic readout on spike counts"}),
     }
-    if args.reference is not None:
-        with h5py.File(args.reference, "r") as f:
+    if config.reference is not None:
+        with h5py.File(config.reference, "r") as f:
             ref_units = [np.asarray(u, dtype=np.int64) for u in f["spikes/units"]]
             ref_times = [np.asarray(t, dtype=np.float64) for t in f["spikes/times"]]
         ref_spikes, ref_rate, ref_active = _statistics(ref_units, ref_times, n_ch)
@@ -83,23 +95,17 @@ def run(args) -> xr.Dataset:
             "reference_channel_rate": ("channel", ref_rate,
                                        {"units": "Hz", "long_name": "mean firing rate per channel, reference pipeline"}),
         })
-    data["wall_seconds"] = common.scalar(time.perf_counter() - t0, "s", "wall time (conversion included)")
+    data["wall_seconds"] = results.scalar(job.elapsed, "s", "wall time (conversion included)")
     ds = xr.Dataset(data, coords={"time_bins": [1, 4], "channel": np.arange(n_ch)})
     ds.attrs.update(summary="dataset", class_names=list(splits.train.class_names),
-                    reference=str(args.reference) if args.reference else "")
-    return common.finish_results(ds, rule="summary", config=vars(args), splits=splits, device="none",
-                                 seed=args.seed, started=started)
+                    reference=str(config.reference) if config.reference else "")
+    return job.finish(ds, device="none")
 
 
 def main(argv=None) -> Path:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    common.add_common_arguments(parser, devices=("none",), default_device="none")
-    parser.add_argument("--duration", type=float, default=1.0, help="samples cropped to this length, in seconds")
-    parser.add_argument("--reference", type=Path, default=None, help="SHD-layout file to compare with")
-    args = parser.parse_args(argv)
-    args.duration = args.duration * second
-    ds = run(args)
-    path = common.write_atomic_netcdf(ds, Path(args.out) / f"summary_{ds.attrs['dataset']}.nc")
+    config = config_from_args(SummaryConfig, build_parser(SummaryConfig, __doc__.splitlines()[0]).parse_args(argv))
+    ds = run(config)
+    path = files.write_netcdf(ds, Path(config.run.out) / f"summary_{ds.attrs['dataset']}.nc")
     print(f"median spikes per sample {np.median(ds.spikes_per_sample):.0f}, "
           f"median active channels {np.median(ds.active_channels):.0f}"
           + (f" (reference: {np.median(ds.reference_spikes_per_sample):.0f}, "
@@ -111,4 +117,4 @@ def main(argv=None) -> Path:
 
 
 if __name__ == "__main__":
-    common.run_main(main)
+    run_main(main)

@@ -7,8 +7,9 @@ import pytest
 from brian2 import Network, SpikeMonitor, StateMonitor, Synapses, defaultclock, ms, mV
 
 from datasets.records import SpikeSample
-from models import devices
-from models.inputs import SpikeReplay, required_capacity, table_values
+from models.engine import devices
+from models.engine.compiled import CompiledNetwork
+from models.engine.inputs import SpikeReplay, required_capacity, table_values
 from models.lif import LIFParams, lif_group
 
 
@@ -36,7 +37,7 @@ def run_feedforward(samples: list[SpikeSample], w_in_mV: np.ndarray, params: LIF
         state = StateMonitor(group, "v", record=True)
         objects.append(state)
     net = Network(*objects)
-    compiled = devices.CompiledNetwork(net, len(samples) * sample_steps * dt, device_name, build_dir)
+    compiled = CompiledNetwork(net, len(samples) * sample_steps * dt, device_name, build_dir)
     compiled.run({replay.table: table_values(samples, n_in, replay.capacity, sample_steps, dt)})
     steps = np.rint(np.asarray(spikes.t / dt)).astype(int)
     v = np.asarray(state.v / mV) if record_v else None

@@ -107,8 +107,8 @@ def test_report_builds_end_to_end_from_a_tiny_comparison(tmp_path):
     from studies import compare_shd
 
     path = compare_shd.main(["--dataset", "synthetic", "--n-train", "60", "--n-test", "30", "--seeds", "2",
-                             "--rules", "stdp", "bptt", "counts", "--epochs-bptt", "2", "--n-hidden", "16",
-                             "--n-stdp-neurons", "20", "--out", str(tmp_path / "cmp")])
+                             "--rules", "stdp", "bptt", "counts", "--set", "bptt.epochs=2", "bptt.n_hidden=16",
+                             "stdp.n_neurons=20", "--out", str(tmp_path / "cmp")])
     ds = xr.load_dataset(path)
     assert ds.test_accuracy.shape == (3, 2) and not np.isnan(ds.test_accuracy.values).any()
     md = report.main([str(path), "--out", str(tmp_path / "report")]).read_text()
@@ -118,6 +118,6 @@ def test_report_builds_end_to_end_from_a_tiny_comparison(tmp_path):
     assert (tmp_path / "report" / "figures").is_dir()
     # resume: nothing is rerun, the same combined numbers come back
     again = xr.load_dataset(compare_shd.main(["--dataset", "synthetic", "--n-train", "60", "--n-test", "30", "--seeds", "2",
-                                              "--rules", "stdp", "bptt", "counts", "--epochs-bptt", "2", "--n-hidden", "16",
-                                              "--n-stdp-neurons", "20", "--out", str(tmp_path / "cmp"), "--resume"]))
+                                              "--rules", "stdp", "bptt", "counts", "--set", "bptt.epochs=2",
+                                              "bptt.n_hidden=16", "stdp.n_neurons=20", "--out", str(tmp_path / "cmp"), "--resume"]))
     np.testing.assert_array_equal(again.test_accuracy.values, ds.test_accuracy.values)

@@ -39,9 +39,13 @@ def test_loss_falls_and_training_is_repeatable():
     splits = _splits()
     runs = []
     for _ in range(2):
-        clf = BPTTClassifier(BPTTParams(n_hidden=32, learning_rate=1e-2, weight_scale=15), n_steps=100, seed=3)
-        clf._init(40, 4)
-        runs.append([clf.train_epoch(splits.train.samples, splits.train.labels) for _ in range(10)])
+        clf = BPTTClassifier(BPTTParams(n_hidden=32, learning_rate=1e-2, weight_scale=15), n_inputs=40, dt=10 * ms,
+                             seed=3).initialize(np.arange(4))
+        epochs = []
+        for _ in range(10):
+            clf.partial_fit(splits.train.samples, splits.train.labels)
+            epochs.append((clf.loss_, clf.train_accuracy_))
+        runs.append(epochs)
     losses = [loss for loss, _ in runs[0]]
     assert losses[-1] < 0.8 * losses[0], f"loss should fall: {losses}"
     assert runs[0][-1][1] > 0.4, "training accuracy should rise well above chance (0.25)"
@@ -57,17 +61,17 @@ def test_study_resumes_to_the_same_result(tmp_path, monkeypatch):
     assert whole.sizes["epoch"] == 3 and 0 <= float(whole.test_accuracy) <= 1
     assert whole.synaptic_operations_per_sample > 0 and whole.trainable_parameters == 700 * 32 + 32 * 32 + 32 * 20
 
-    original = BPTTClassifier.train_epoch
+    original = BPTTClassifier.partial_fit
 
-    def dies_in_epoch_two(self, samples, y):
+    def dies_in_epoch_two(self, samples, y, classes=None):
         if self.epochs_done_ == 1:
             raise KeyboardInterrupt
-        return original(self, samples, y)
+        return original(self, samples, y, classes)
 
-    monkeypatch.setattr(BPTTClassifier, "train_epoch", dies_in_epoch_two)
+    monkeypatch.setattr(BPTTClassifier, "partial_fit", dies_in_epoch_two)
     with pytest.raises(KeyboardInterrupt):
         bptt_shd.main(argv + ["--out", str(tmp_path / "b")])
-    monkeypatch.setattr(BPTTClassifier, "train_epoch", original)
+    monkeypatch.setattr(BPTTClassifier, "partial_fit", original)
     resumed = xr.load_dataset(bptt_shd.main(argv + ["--out", str(tmp_path / "b"), "--resume"]))
     for name in ("train_loss", "val_accuracy", "test_accuracy", "test_prediction"):
         np.testing.assert_array_equal(whole[name].values, resumed[name].values)
@@ -77,4 +81,4 @@ def test_bad_options_give_clear_errors():
     with pytest.raises(ValueError, match="readout_reduction"):
         BPTTParams(readout_reduction="last")
     with pytest.raises(TypeError, match="units"):
-        BPTTParams(dt=10 * ms * ms)
+        BPTTParams(target_rate=10 * ms)

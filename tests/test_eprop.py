@@ -10,8 +10,8 @@ from datasets import Preprocessing, load_splits, to_dense
 from datasets.records import SpikeSample, preprocess
 from datasets.synthetic import SyntheticConfig
 from learning_rules.eprop import EPropNetwork, EPropParams
-from models import devices
-from models.inputs import chunk_capacity
+from models.engine import devices
+from models.engine.inputs import chunk_capacity
 from models.lif_torch import lif_constants, readout_kernel, run_lif
 
 N_IN, N_OUT, STEPS = 12, 3, 120
@@ -23,7 +23,7 @@ def _gradients(build_dir, recurrent, seed=3, device="cpp_standalone"):
     raw = SpikeSample(rng.integers(0, N_IN, 300), rng.uniform(0, 0.12, 300) * second, 1)
     sample = preprocess(raw, Preprocessing(duration=STEPS * ms, dt=1 * ms))
     params = EPropParams(n_hidden=6, recurrent=recurrent, weight_scale=15.0)
-    net = EPropNetwork(params, N_IN, N_OUT, sample_duration=STEPS * ms, chunk_size=1, capacity=400,
+    net = EPropNetwork(params, N_IN, N_OUT, dt=1 * ms, sample_duration=STEPS * ms, chunk_size=1, capacity=400,
                        device_name=device, build_dir=build_dir, seed=seed)
     eprop = net.gradient(sample)
     devices.reset_brian()
@@ -64,7 +64,7 @@ def _train(build_dir, learning_rate, epochs=3):
     config = SyntheticConfig(n_channels=100, n_classes=4, n_train=200, n_test=20, duration=300 * ms, margin=20 * ms)
     splits = load_splits("synthetic", synthetic=config, preprocessing=Preprocessing(duration=300 * ms, dt=1 * ms))
     params = EPropParams(n_hidden=32, learning_rate=learning_rate, weight_scale=15.0)
-    net = EPropNetwork(params, 100, 4, sample_duration=300 * ms, chunk_size=60,
+    net = EPropNetwork(params, 100, 4, dt=1 * ms, sample_duration=300 * ms, chunk_size=60,
                        capacity=chunk_capacity([splits.train.samples], 60, 100), device_name="cpp_standalone",
                        build_dir=build_dir)
     losses = [net.present(splits.train.samples, learn=True)["loss"].mean() for _ in range(epochs)]

@@ -11,8 +11,9 @@ from datasets.synthetic import SyntheticConfig
 from learning_rules.eprop import EPropNetwork, EPropParams
 from learning_rules.lsm import Liquid, ReservoirParams
 from learning_rules.stdp import STDPNetwork, STDPParams
-from models import devices
-from models.inputs import chunk_capacity
+from models.engine import devices
+from models.engine.compiled import BuildCache
+from models.engine.inputs import chunk_capacity
 from models.lif import LIFParams
 
 DATA = SyntheticConfig(n_channels=30, n_classes=3, n_train=12, n_test=3, duration=150 * ms, spikes_per_burst=4,
@@ -27,21 +28,22 @@ def _samples(dt):
     return splits.train.samples[:4]
 
 
-def _stdp(params, device, build_dir, samples, seed=1):
+def _stdp(params, device, build_dir, samples, seed=1, cache=None):
     return STDPNetwork(params, 30, sample_duration=150 * ms, dt=0.1 * ms, chunk_size=4,
                        capacity=chunk_capacity([samples], 4, 30), n_bins=3, device_name=device,
-                       build_dir=build_dir, seed=seed)
+                       build_dir=build_dir, seed=seed, cache=cache)
 
 
-def _liquid(params, device, build_dir, samples, seed=1):
+def _liquid(params, device, build_dir, samples, seed=1, cache=None):
     return Liquid(params, 30, sample_duration=150 * ms, dt=0.1 * ms, chunk_size=4,
                   capacity=chunk_capacity([samples], 4, 30), n_bins=3, device_name=device, build_dir=build_dir,
-                  seed=seed)
+                  seed=seed, cache=cache)
 
 
-def _eprop(params, device, build_dir, samples, seed=1):
-    return EPropNetwork(params, 30, 3, sample_duration=150 * ms, chunk_size=4,
-                        capacity=chunk_capacity([samples], 4, 30), device_name=device, build_dir=build_dir, seed=seed)
+def _eprop(params, device, build_dir, samples, seed=1, cache=None):
+    return EPropNetwork(params, 30, 3, dt=1 * ms, sample_duration=150 * ms, chunk_size=4,
+                        capacity=chunk_capacity([samples], 4, 30), device_name=device, build_dir=build_dir, seed=seed,
+                        cache=cache)
 
 
 def _run_stdp(net, samples):
@@ -78,9 +80,8 @@ CASES = {
 
 
 @pytest.fixture(autouse=True)
-def _no_kept_build_afterwards():
+def _reset_brian_afterwards():
     yield
-    devices.keep_builds(None)
     devices.reset_brian()
 
 
@@ -94,15 +95,15 @@ def test_every_rule_declares_only_its_own_constants():
 def test_kept_binary_with_new_constants_equals_a_fresh_build(tmp_path, rule):
     make, run, dt, params_a, params_b, _ = CASES[rule]
     samples = _samples(dt)
-    devices.keep_builds(tmp_path / "kept")
-    first = make(params_a, "cpp_standalone", tmp_path / "unused_a", samples)
+    cache = BuildCache(tmp_path / "kept")
+    first = make(params_a, "cpp_standalone", tmp_path / "unused_a", samples, cache=cache)
     result_a = run(first, samples)
     assert not first.reused_binary and first.build_seconds > 0
-    second = make(params_b, "cpp_standalone", tmp_path / "unused_b", samples)
+    second = make(params_b, "cpp_standalone", tmp_path / "unused_b", samples, cache=cache)
     assert second.reused_binary and second.build_seconds == 0
     assert second.compiled is first.compiled, "the second network must run the first one's binary"
     result_b = run(second, samples)
-    devices.keep_builds(None)
+    cache.close()
     # the same constants built from scratch (runtime device: agrees with cpp_standalone, see the rule's tests)
     fresh = run(make(params_b, "runtime", tmp_path / "fresh", samples), samples)
     assert result_a["counts"].sum() > 0 and result_b["counts"].sum() > 0, "the network must fire"
@@ -115,13 +116,14 @@ def test_kept_binary_with_new_constants_equals_a_fresh_build(tmp_path, rule):
 def test_a_structural_constant_or_build_argument_builds_again(tmp_path, rule):
     make, _, dt, params_a, params_b, structural = CASES[rule]
     samples = _samples(dt)
-    devices.keep_builds(tmp_path / "kept")
-    make(params_a, "runtime", tmp_path, samples)
-    assert make(params_b, "runtime", tmp_path, samples).reused_binary
-    assert not make(dataclasses.replace(params_b, **structural), "runtime", tmp_path, samples).reused_binary
+    cache = BuildCache(tmp_path / "kept")
+    make(params_a, "runtime", tmp_path, samples, cache=cache)
+    assert make(params_b, "runtime", tmp_path, samples, cache=cache).reused_binary
+    assert not make(dataclasses.replace(params_b, **structural), "runtime", tmp_path, samples, cache=cache).reused_binary
     # The liquid's seed draws its wiring, so it is part of the structure; the other rules' seeds
     # only draw initial weights, which every run passes anyway.
-    again = make(dataclasses.replace(params_b, **structural), "runtime", tmp_path, samples, seed=5)
+    again = make(dataclasses.replace(params_b, **structural), "runtime", tmp_path, samples, seed=5, cache=cache)
     assert again.reused_binary == (rule != "lsm")
-    devices.keep_builds(None)
-    assert not make(params_a, "runtime", tmp_path, samples).reused_binary, "no reuse unless the process keeps builds"
+    assert not make(params_a, "runtime", tmp_path, samples).reused_binary, "no reuse without a cache"
+    # a network built outside the cache reset Brian2: the kept objects are gone, so it builds again
+    assert not make(params_b, "runtime", tmp_path, samples, cache=cache).reused_binary

@@ -6,7 +6,8 @@ import torch
 from brian2 import Network, StateMonitor, defaultclock, ms, mV, second
 
 from datasets.records import Preprocessing, SpikeSample, preprocess, to_dense
-from models import devices
+from models.engine import devices
+from models.engine.compiled import CompiledNetwork
 from models.lif import LIFParams, lif_group
 from models.lif_torch import lif_constants, run_lif
 from tests.conftest import run_feedforward
@@ -22,7 +23,7 @@ def _free_decay(device_name, build_dir, v0, i0, duration=30 * ms):
     group.I_syn = i0
     mon = StateMonitor(group, ["v", "I_syn"], record=0)
     net = Network(group, mon)
-    devices.CompiledNetwork(net, duration, device_name, build_dir).run()
+    CompiledNetwork(net, duration, device_name, build_dir).run()
     t = np.asarray(mon.t / ms)
     out = t, np.asarray(mon.v[0] / mV), np.asarray(mon.I_syn[0] / mV)
     devices.reset_brian()
@@ -117,7 +118,7 @@ def test_cuda_standalone_compiles_without_a_gpu(build_dir):
 
 def _compile_only_cuda(sample, weights, build_dir):
     from brian2 import Synapses
-    from models.inputs import SpikeReplay, table_values
+    from models.engine.inputs import SpikeReplay, table_values
 
     build_dir = devices.activate("cuda_standalone", build_dir, compile_only=True)
     defaultclock.dt = 0.1 * ms
@@ -127,7 +128,7 @@ def _compile_only_cuda(sample, weights, build_dir):
     syn.connect()
     syn.w = weights.ravel() * mV
     net = Network(replay.group, group, syn)
-    compiled = devices.CompiledNetwork(net, 10 * ms, "cuda_standalone", build_dir, compile_only=True)
+    compiled = CompiledNetwork(net, 10 * ms, "cuda_standalone", build_dir, compile_only=True)
     try:
         compiled.build()
         compiled.run({replay.table: table_values([sample], 10, 200, 100, 0.1 * ms)})
@@ -160,7 +161,7 @@ def test_surrogate_backward_equals_its_formula():
 
 
 def test_balanced_chunk_size_simulates_fewer_silent_samples():
-    from models.inputs import balanced_chunk_size
+    from models.engine.inputs import balanced_chunk_size
 
     assert balanced_chunk_size([75, 25, 25], 100) == 25  # 125 samples simulated instead of 300
     assert balanced_chunk_size([1800, 200, 250], 100) == 100

@@ -9,8 +9,8 @@ from datasets import Preprocessing, load_splits
 from datasets.synthetic import SyntheticConfig
 from learning_rules.lsm import Liquid, ReservoirParams, reservoir_connectivity
 from learning_rules.spike_time_readout import SpikeTimeOFRReadout, filtered_trains, orthogonal_forward_selection
-from models import devices
-from models.inputs import chunk_capacity
+from models.engine import devices
+from models.engine.inputs import chunk_capacity
 
 SMALL = SyntheticConfig(n_channels=40, n_classes=3, n_train=10, n_test=3, duration=200 * ms, margin=20 * ms)
 

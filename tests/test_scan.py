@@ -13,7 +13,7 @@ import xarray as xr
 
 from studies import scan
 
-BASE = ["--rule", "bptt", "--dataset", "synthetic", "--n-train", "40", "--n-test", "20", "--epochs", "1"]
+BASE = ["--rule", "bptt", "--dataset", "synthetic", "--n-train", "40", "--n-test", "20", "--set", "epochs=1"]
 METRICS = ["test_accuracy", "best_val_accuracy", "spikes_per_sample", "synaptic_operations_per_sample", "error"]
 
 
@@ -27,14 +27,6 @@ def test_scan_on_a_dask_local_cluster_matches_local_processes(tmp_path):
     assert local.test_accuracy.dims == ("tau_mem", "seed") and list(local.tau_mem.values) == ["10ms", "30ms"]
     for name in METRICS:
         np.testing.assert_array_equal(local[name].values, dask[name].values)
-
-
-def test_failing_point_is_recorded_and_the_scan_goes_on(tmp_path):
-    ds = xr.load_dataset(scan.main(BASE + ["--param", "dt=10ms,2s", "--out", str(tmp_path)]))
-    ok, bad = ds.sel(dt="10ms", seed=0), ds.sel(dt="2s", seed=0)
-    assert str(ok.error.values) == "" and np.isfinite(float(ok.test_accuracy))
-    assert "dt must not exceed the sample duration" in str(bad.error.values) and np.isnan(float(bad.test_accuracy))
-    assert ds.attrs["failed_points"] == 1
 
 
 @pytest.mark.slow
@@ -59,7 +51,11 @@ def test_killed_scan_resumes_to_the_uninterrupted_result(tmp_path):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--param", "tau_foo=1ms"], "no constant 'tau_foo'"),
+    (["--param", "tau_foo=1ms"], "unknown option 'tau_foo'"),
+    (["--param", "tau_mem="], "no values"),
+    (["--param", "dt=10ms,2s"], "dt must not exceed the sample duration"),
+    (["--param", "tau_mem=10ms", "--set", "epochz=2"], "unknown option 'epochz'"),
+    (["--param", "seed=1,2"], "run setting"),
     (["--param", "tau_mem=10mV"], "wrong units"),
     (["--param", "tau_mem=-3ms"], "positive"),
     (["--param", "tau_mem=ten"], "cannot read"),
@@ -73,18 +69,33 @@ def test_bad_names_values_and_units_give_clear_errors(tmp_path, argv, message):
 def test_grid_file_and_malformed_param(tmp_path, capsys):
     grid = tmp_path / "grid.json"
     grid.write_text('{"tau_syn": ["3ms", "6ms"], "learning_rate": [0.001]}')
-    checked = scan.check_grid("bptt", {"tau_syn": ["3ms", "6ms"], "learning_rate": ["0.001"]})
+    from studies import registry
+
+    checked = scan.check_grid(registry.get("bptt"), {"tau_syn": ["3ms", "6ms"], "learning_rate": ["0.001"]}, {})
     assert checked["tau_syn"] == ["3ms", "6ms"]
-    with pytest.raises(SystemExit):
-        scan.build_parser().parse_args(BASE + ["--param", "tau_mem"])
-    assert "NAME=V1,V2" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="NAME=V1,V2"):
+        scan.main(BASE + ["--param", "tau_mem", "--out", str(tmp_path)])
+    ds = xr.load_dataset(scan.main(BASE + ["--grid", str(grid), "--out", str(tmp_path)]))
+    assert ds.test_accuracy.dims == ("tau_syn", "learning_rate", "seed") and ds.attrs["failed_points"] == 0
+
+
+def test_points_of_other_configurations_are_never_reused(tmp_path):
+    """A resume after changing --n-train runs every point again instead of mixing in the old ones."""
+    first = xr.load_dataset(scan.main(BASE + ["--param", "tau_mem=10ms", "--out", str(tmp_path)]))
+    points = tmp_path / "scan_bptt" / "points"
+    assert len(list(points.glob("*.nc"))) == 1
+    changed = [a if a != "40" else "50" for a in BASE]
+    second = xr.load_dataset(scan.main(changed + ["--param", "tau_mem=10ms", "--out", str(tmp_path), "--resume"]))
+    assert len(list(points.glob("*.nc"))) == 2, "a point of another configuration is a new point"
+    assert first.attrs["failed_points"] == second.attrs["failed_points"] == 0
 
 
 def test_brian2_scan_reuses_one_binary_per_worker_and_matches_fresh_builds(tmp_path):
     """tau_mem is a (shared, constant) variable of the liquid: the second point runs on the first
     point's binary, and gives what the same scan gives with every point built afresh."""
     lsm = ["--rule", "lsm", "--dataset", "synthetic", "--n-train", "40", "--n-test", "20",
-           "--device", "cpp_standalone", "--param", "n_neurons=200", "--param", "tau_mem=10ms,30ms", "--workers", "1"]
+           "--set", "device=cpp_standalone", "--param", "n_neurons=200", "--param", "tau_mem=10ms,30ms",
+           "--workers", "1"]
     ds = xr.load_dataset(scan.main(lsm + ["--out", str(tmp_path / "reused")]))
     fresh = xr.load_dataset(scan.main(lsm + ["--no-reuse", "--out", str(tmp_path / "fresh")]))
     assert ds.attrs["failed_points"] == 0 and fresh.attrs["failed_points"] == 0

@@ -8,9 +8,9 @@ from brian2 import Network, NeuronGroup, defaultclock, mV, ms, second, volt
 from datasets import Preprocessing, load_splits
 from datasets.records import SpikeSample
 from datasets.synthetic import SyntheticConfig
-from models.inputs import chunk_capacity
+from models.engine.inputs import chunk_capacity
 from learning_rules.stdp import PRESYNAPTIC_EXTRA, PRESYNAPTIC_RESET, STDPNetwork, STDPParams, stdp_synapses
-from models import devices
+from models.engine import devices
 
 PARAMS = STDPParams(a_plus=0.01 * mV, a_minus=0.012 * mV, tau_pre=15 * ms, tau_post=30 * ms, w_max=5 * mV)
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 from brian2 import NeuronGroup, Quantity, TimedArray, second
 
-from datasets.records import SpikeSample
+from models.spikes import SpikeSample
 
 #: Time-step index that is never reached: marks the end of a unit's spikes.
 NEVER = 1e15
@@ -81,7 +81,7 @@ def table_values(samples: list[SpikeSample], n_units: int, capacity: int,
     order = np.lexsort((steps, units))
     units, steps = units[order], steps[order]
     if np.any((np.diff(units) == 0) & (np.diff(steps) == 0)):
-        raise ValueError("a unit spikes twice in one time step; merge spikes with datasets.records.preprocess")
+        raise ValueError("a unit spikes twice in one time step; merge them with datasets.records.preprocess")
     first = np.searchsorted(units, np.arange(n_units))
     rank = np.arange(units.size) - first[units]
     if rank.size and rank.max() >= capacity:

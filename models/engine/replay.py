@@ -8,9 +8,9 @@ compiled binary.
 
 Constants that a subclass declares in ``RUN_ARG_CONSTANTS`` (fields of its parameter dataclass,
 ``lif.NAME`` for the neuron's) reach the binary through ``run_args`` whenever they differ from the
-values it was built with. When the process keeps builds (:func:`models.devices.keep_builds`, as a
-parameter scan does), a network whose other constants and build arguments equal those of the kept
-one reuses its binary instead of compiling again.
+values it was built with. A network given a :class:`~models.engine.compiled.BuildCache` (as a
+parameter scan's workers do) reuses the kept binary when its other constants and build arguments
+equal those of the kept one, instead of compiling again.
 """
 
 from __future__ import annotations
@@ -23,18 +23,25 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from datasets.records import SpikeSample
-from models import devices
-from models.inputs import table_values
+from models.engine.compiled import BuildCache
+from models.engine.inputs import table_values
+from models.spikes import SpikeSample
 
-_ACTIVE = None  # the network a forked worker runs (set just before the pool forks)
+# The network of a forked worker process. Set in the child only, by the pool's initializer, which
+# receives the network from the parent at the fork (nothing is pickled): the parent holds none.
+_WORKER_NETWORK = None
+
+
+def _start_worker(network) -> None:
+    global _WORKER_NETWORK
+    _WORKER_NETWORK = network
+    network.compiled.clean_after_run = False  # the parent removes the run_args arrays afterwards
 
 
 def _run_in_worker(job):
     index, samples, kwargs = job
-    _ACTIVE.compiled.clean_after_run = False  # the parent removes the run_args arrays afterwards
-    result = _ACTIVE.run_chunk(samples, results_subdir=f"results_{os.getpid()}", **kwargs)
-    return index, result, _ACTIVE.compiled.peak_binary_memory
+    result = _WORKER_NETWORK.run_chunk(samples, results_subdir=f"results_{os.getpid()}", **kwargs)
+    return index, result, _WORKER_NETWORK.compiled.peak_binary_memory
 
 
 class ChunkedReplayNetwork:
@@ -52,32 +59,31 @@ class ChunkedReplayNetwork:
         ``RUN_ARG_CONSTANTS`` of ``self.params`` (constants that only seed Python-side state have none)."""
         return {}
 
-    def compile(self, build, build_dir: Path, **build_args) -> None:
+    def compile(self, build, build_dir: Path, cache: BuildCache | None = None, **build_args) -> None:
         """Run ``build(folder)`` (which makes ``self.compiled`` and the Brian2 objects), or reuse the
-        kept build of this process when its structure is the same.
+        build kept in ``cache`` when its structure is the same.
 
         The structure is the class, ``build_args`` (everything else the build depends on) and every
         constant of ``self.params`` outside ``RUN_ARG_CONSTANTS``.
         """
         key = repr((type(self).__qualname__, sorted(build_args.items()),
                     structural_constants(self.params, self.RUN_ARG_CONSTANTS)))
-        handles = devices.kept_build(key)
+        handles = cache.lookup(key) if cache is not None else None
         if handles is not None:
             vars(self).update(handles)
             self.compiled.peak_binary_memory = 0.0
             self.reused_binary = True
             self._constant_args = self._changed_constants()  # params are frozen: once per network
             return
-        keep = devices.keeping_builds()
         before = set(vars(self))
-        folder = devices.kept_folder() if keep else build_dir
+        folder = cache.new_folder() if cache is not None else build_dir
         build(folder)
         # what the binary holds (instance state such as a seeded draw included), to compare with later
         self.built_values = {name: value for name, (_, value) in self.constant_variables().items()}
         self.reused_binary = False
         self._constant_args = {}
-        if keep:
-            devices.remember_build(key, {k: v for k, v in vars(self).items() if k not in before}, folder)
+        if cache is not None:
+            cache.remember(key, {k: v for k, v in vars(self).items() if k not in before}, folder)
 
     @property
     def build_seconds(self) -> float:
@@ -126,19 +132,19 @@ class ChunkedReplayNetwork:
         pending = list(range(start_chunk, len(chunks)))
         results = {}
         if workers > 1 and self.compiled.device_name != "runtime" and len(pending) > 1:
-            global _ACTIVE
             self.compiled.build()
-            _ACTIVE = self
             jobs = [(i, chunks[i], kwargs) for i in pending]
-            with multiprocessing.get_context("fork").Pool(min(workers, len(jobs))) as pool:
-                for index, result, peak_mib in pool.imap(_run_in_worker, jobs):
-                    results[index] = result
-                    self.compiled.peak_binary_memory = max(self.compiled.peak_binary_memory, peak_mib)
-                    bar.update(len(chunks[index]))
-                    if on_chunk is not None:
-                        on_chunk(index)
-            _ACTIVE = None
-            self.compiled.remove_run_arrays()
+            context = multiprocessing.get_context("fork")
+            try:
+                with context.Pool(min(workers, len(jobs)), initializer=_start_worker, initargs=(self,)) as pool:
+                    for index, result, peak_mib in pool.imap(_run_in_worker, jobs):
+                        results[index] = result
+                        self.compiled.peak_binary_memory = max(self.compiled.peak_binary_memory, peak_mib)
+                        bar.update(len(chunks[index]))
+                        if on_chunk is not None:
+                            on_chunk(index)
+            finally:
+                self.compiled.remove_run_arrays()
         else:
             for index in pending:
                 results[index] = self.run_chunk(chunks[index], **kwargs)

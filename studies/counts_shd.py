@@ -1,0 +1,76 @@
+"""The no-network control: a logistic readout of the input's own time-binned spike counts.
+
+    python studies/counts_shd.py --n-bins 10
+
+Whatever a network adds must beat what a linear readout of the input's spike counts already
+tells. The readout is the one every rule ends in (log1p, standardised, logistic regression with
+its strength chosen on validation); the test set is scored once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import xarray as xr
+from brian2 import ms
+
+from datasets import Preprocessing, spike_counts
+from learning_rules.readout import fit_logistic_readout, score_readout
+from studies import results
+from studies.cli import run_main, study_main
+from studies.config import RunConfig
+from studies.registry import RuleSpec
+from studies.run import Run
+
+RULE = "counts"
+
+
+@dataclass(frozen=True)
+class CountsStudyConfig:
+    run: RunConfig = dataclasses.field(default_factory=RunConfig)  # data, seed, files
+    input: Preprocessing = dataclasses.field(default_factory=lambda: Preprocessing(dt=1 * ms))  # time step, duration, pooling
+    n_bins: int = 10  # equal time bins of the count features
+
+
+def run(config: CountsStudyConfig, cache=None) -> xr.Dataset:
+    """Fit on training, choose the readout strength on validation, test once (``cache`` is unused)."""
+    job = Run(RULE, config)
+    t0 = time.perf_counter()
+    splits = job.load_splits(config.input)
+    x = [spike_counts(d.samples, splits.n_channels, config.n_bins, config.input.duration)
+         for d in (splits.train, splits.val, splits.test)]
+    fit = fit_logistic_readout(x[0], splits.train.labels, x[1], splits.val.labels, seed=config.run.seed)
+    n_features = x[0].shape[1]
+    input_spikes = float(np.mean([len(s.units) for s in splits.test.samples]))
+    ds = xr.Dataset({
+        "val_accuracy": ("epoch", [fit.val_accuracy], {"units": "1", "long_name": "validation accuracy"}),
+        "test_accuracy": results.scalar(score_readout(fit, x[2], splits.test.labels), "1", "test accuracy"),
+        "train_seconds": results.scalar(time.perf_counter() - t0, "s", "fitting wall time"),
+        "trainable_parameters": results.scalar(n_features * splits.n_classes + splits.n_classes, "1", "readout weights"),
+        "input_spikes_per_sample": results.scalar(input_spikes, "1", "input spikes per test sample"),
+        "spikes_per_sample": results.scalar(0.0, "1", "no network: no spikes of its own"),
+        "synaptic_operations_per_sample": results.scalar(input_spikes, "1", "one count increment per input spike"),
+        **results.memory_vars(),
+    }, coords={"epoch": [1]})
+    return job.finish(ds, device="none")
+
+
+def summarize(ds: xr.Dataset) -> str:
+    return (f"test accuracy of the input-count readout: {float(ds.test_accuracy):.3f} "
+            f"(chance {1 / ds.attrs['n_classes']:.3f}; dataset {ds.attrs['dataset']})")
+
+
+SPEC = RuleSpec(name=RULE, config=CountsStudyConfig, run=run, summarize=summarize, locality="no network")
+
+
+def main(argv=None):
+    return study_main(SPEC, argv)
+
+
+if __name__ == "__main__":
+    from studies import counts_shd
+
+    run_main(counts_shd.main)

@@ -1,0 +1,129 @@
+"""The parts of a results file that every study writes alike: provenance attributes, scalars with
+units, per-epoch accuracies, build and memory figures, and the test results of a classifier.
+The schema is documented in ``docs/results-schema.md``."""
+
+from __future__ import annotations
+
+import json
+import platform
+import resource
+import socket
+import subprocess
+import sys
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+from brian2 import Quantity
+
+from models.units import config_json
+
+PACKAGES = ("brian2", "brian2cuda", "torch", "numpy", "xarray", "scikit-learn", "tonic", "brian2hears")
+
+
+def git_commit() -> str:
+    folder = Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, cwd=folder)
+        commit = out.stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                               text=True, timeout=5, cwd=folder).stdout.strip()
+        return (commit + ("+dirty" if dirty else "")) if commit else "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def package_versions() -> str:
+    versions = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return json.dumps(versions, sort_keys=True)
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def provenance(started: str) -> dict:
+    """Global attributes saying what made a file, where and when."""
+    return dict(git_commit=git_commit(), package_versions=package_versions(), host=socket.gethostname(),
+                command=" ".join([Path(sys.argv[0]).name] + sys.argv[1:]), start_time=started, end_time=now())
+
+
+def scalar(value, units: str, long_name: str):
+    return ((), float(value), {"units": units, "long_name": long_name})
+
+
+def accuracy_vars(val_accuracy, train_accuracy=None) -> dict:
+    """Per-epoch accuracy variables with their attributes."""
+    out = {"val_accuracy": ("epoch", np.asarray(val_accuracy, dtype=float),
+                            {"units": "1", "long_name": "validation accuracy"})}
+    if train_accuracy is not None:
+        out["train_accuracy"] = ("epoch", np.asarray(train_accuracy, dtype=float),
+                                 {"units": "1", "long_name": "training accuracy"})
+    return out
+
+
+def build_vars(build_seconds: float, reused_binary: bool, chunk_size: int) -> dict:
+    """Results variables saying what building the Brian2 network cost and how it ran."""
+    return {
+        "chunk_size": scalar(int(chunk_size), "1", "samples per run of the binary"),
+        "build_seconds": scalar(build_seconds, "s", "code generation and compilation (0 when reused)"),
+        "reused_binary": scalar(int(reused_binary), "1",
+                                "1 when the run reused a binary compiled earlier in its process (scan workers)"),
+    }
+
+
+def memory_vars(binary_mib: float = 0.0) -> dict:
+    """Peak resident memory of this process and of the simulator binary (polled while it ran;
+    0 where there is none). The compiler's memory is not counted."""
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {
+        "peak_memory": scalar(own, "MiB", "peak resident memory of the Python process"),
+        "peak_memory_children": scalar(binary_mib, "MiB", "peak resident memory of the simulator binary"),
+    }
+
+
+def classifier_vars(splits, predicted: np.ndarray, hidden_counts: np.ndarray, *, n_hidden: int,
+                    recurrent: bool, n_parameters: int, best_epoch: int) -> dict:
+    """Test results of a recurrent spiking classifier (e-prop, BPTT): accuracy, the chosen epoch,
+    spikes and synaptic events per test sample, parameters, confusion matrix, predictions."""
+    from sklearn.metrics import confusion_matrix
+
+    y_test, n_classes = splits.test.labels, splits.n_classes
+    input_spikes = float(np.mean([len(s.units) for s in splits.test.samples]))
+    hidden_spikes = float(np.asarray(hidden_counts).sum(axis=1).mean())
+    fan_out = n_hidden * bool(recurrent) + n_classes
+    return {
+        "test_accuracy": scalar(float(np.mean(predicted == y_test)), "1", "test accuracy at the epoch chosen on validation"),
+        "best_epoch": scalar(int(best_epoch), "1", "epoch chosen on validation (1-based)"),
+        "input_spikes_per_sample": scalar(input_spikes, "1", "input spikes per test sample"),
+        "spikes_per_sample": scalar(hidden_spikes, "1", "hidden-layer spikes per test sample"),
+        "synaptic_operations_per_sample": scalar(
+            input_spikes * n_hidden + hidden_spikes * fan_out, "1",
+            "synaptic events per test sample (input and hidden spikes times their fan-out)"),
+        "trainable_parameters": scalar(n_parameters, "1", "trainable weights"),
+        "confusion": (("true_class", "predicted_class"), confusion_matrix(y_test, predicted, labels=np.arange(n_classes)),
+                      {"units": "1", "long_name": "test confusion matrix"}),
+        "test_prediction": ("test_sample", predicted, {"units": "1", "long_name": "predicted test class"}),
+        "test_label": ("test_sample", y_test, {"units": "1", "long_name": "test sample class"}),
+    }
+
+
+def benchmark_attrs(ds: xr.Dataset, benchmark: str, started: str, **fields) -> xr.Dataset:
+    """The global attributes of a benchmark results file."""
+    ds.attrs.update(benchmark=benchmark, **{k: (str(v) if isinstance(v, Quantity) else v) for k, v in fields.items()},
+                    git_commit=git_commit(), package_versions=package_versions(), start_time=started, end_time=now())
+    return ds
+
+
+def dataset_attrs(splits) -> dict:
+    """What a results file records about its data."""
+    return dict(dataset=splits.dataset, dataset_requested=splits.requested,
+                preprocessing=config_json(splits.preprocessing), n_train=len(splits.train), n_val=len(splits.val),
+                n_test=len(splits.test), n_channels=splits.n_channels, n_classes=splits.n_classes)

@@ -1,0 +1,132 @@
+"""One study run's lifecycle: its data, checkpoints, build folder and results file.
+
+Every study makes one :class:`Run` and lets it own the paths. Resuming exists once, here: a
+checkpoint carries the configuration it was made with, and ``--resume`` with another
+configuration stops with an error naming the fields that differ.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import xarray as xr
+
+from datasets import Preprocessing, Splits, load_splits
+from models import files
+from models.units import config_diff, config_json
+from studies.results import dataset_attrs, now, provenance
+
+
+class ConfigMismatchError(ValueError):
+    """A checkpoint or stored result was made with another configuration."""
+
+
+def check_same_config(stored: str, current: str, what: str) -> None:
+    """Raise :class:`ConfigMismatchError` naming the fields in which ``stored`` differs from ``current``."""
+    if stored != current:
+        differences = config_diff(stored, current)
+        raise ConfigMismatchError(
+            f"{what} belongs to a run with another configuration ({'; '.join(differences[:6])}"
+            f"{'; ...' if len(differences) > 6 else ''}); drop --resume or use another --out")
+
+
+class Run:
+    """The files of one run of ``rule`` with ``config`` (a study config with a ``run`` field).
+
+    - ``out/checkpoints/<rule>_<dataset>_seed<seed>/``: checkpoints (:meth:`save_checkpoint`);
+    - ``out/build/``: a fresh build folder per run (:meth:`build_folder`), removed afterwards;
+    - ``out/<rule>_<dataset>_seed<seed>.nc``: the results file (:meth:`write`).
+    """
+
+    def __init__(self, rule: str, config):
+        self.rule, self.config = rule, config
+        self.settings = config.run
+        self.out = Path(self.settings.out)
+        self.started, self._t0 = now(), time.perf_counter()
+        # the configuration without 'resume', which does not change what a run computes
+        self.config_text = config_json(dataclasses.replace(config, run=dataclasses.replace(config.run, resume=False)))
+        self.splits: Splits | None = None
+
+    # -- data
+    def load_splits(self, preprocessing: Preprocessing) -> Splits:
+        s = self.settings
+        self.splits = load_splits(s.dataset, s.data_dir, preprocessing=preprocessing, n_train=s.n_train,
+                                  n_test=s.n_test, seed=s.seed)
+        return self.splits
+
+    @property
+    def dataset(self) -> str:
+        if self.splits is None:
+            raise RuntimeError("load the splits before asking for the dataset")
+        return self.splits.dataset
+
+    # -- checkpoints
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.out / "checkpoints" / f"{self.rule}_{self.dataset}_seed{self.settings.seed}"
+
+    def load_checkpoint(self, name: str = "state.npz") -> dict | None:
+        """The arrays of checkpoint ``name`` when resuming and it exists (``None`` otherwise)."""
+        if not self.settings.resume:
+            return None
+        path = self.checkpoint_dir / name
+        state = files.load_arrays(path)
+        if state is not None:
+            check_same_config(str(state.pop("config")), self.config_text, str(path))
+        return state
+
+    def save_checkpoint(self, name: str = "state.npz", **arrays) -> None:
+        files.save_arrays(self.checkpoint_dir / name, config=self.config_text, **arrays)
+
+    def load_torch_checkpoint(self, name: str = "state.pt") -> dict | None:
+        if not self.settings.resume:
+            return None
+        path = self.checkpoint_dir / name
+        state = files.load_torch(path)
+        if state is not None:
+            check_same_config(state.pop("config"), self.config_text, str(path))
+        return state
+
+    def save_torch_checkpoint(self, state: dict, name: str = "state.pt") -> None:
+        files.save_torch(self.checkpoint_dir / name, {**state, "config": self.config_text})
+
+    def note_resume(self, where: str) -> None:
+        print(f"resuming {self.rule} {where}", file=sys.stderr)
+
+    # -- builds
+    @contextlib.contextmanager
+    def build_folder(self):
+        """A fresh folder under ``out/build/`` for this run's Brian2 project, removed at the end."""
+        root = self.out / "build"
+        root.mkdir(parents=True, exist_ok=True)
+        folder = Path(tempfile.mkdtemp(prefix=f"{self.rule}_", dir=root))
+        try:
+            yield folder
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+            with contextlib.suppress(OSError):
+                root.rmdir()  # only when no other run is building there
+
+    # -- results
+    @property
+    def elapsed(self) -> float:
+        return time.perf_counter() - self._t0
+
+    def finish(self, ds: xr.Dataset, device: str) -> xr.Dataset:
+        """Attach the global attributes every results file carries."""
+        ds.attrs.update(rule=self.rule, device=device, seed=int(self.settings.seed), config=self.config_text,
+                        **dataset_attrs(self.splits), **provenance(self.started))
+        return ds
+
+    @property
+    def results_path(self) -> Path:
+        return self.out / f"{self.rule}_{self.dataset}_seed{self.settings.seed}.nc"
+
+    def write(self, ds: xr.Dataset) -> Path:
+        return files.write_netcdf(ds, self.results_path)

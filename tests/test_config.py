@@ -1,0 +1,94 @@
+"""Configurations: quantities from text, command lines generated from the config dataclasses,
+--config files, and the one resume check that names what differs."""
+
+import dataclasses
+import json
+
+import pytest
+from brian2 import Hz, mV, ms, usecond
+
+from models.units import config_json, to_quantity
+from studies import registry
+from studies.config import build_parser, config_from_args, config_from_json, leaves
+from studies.run import ConfigMismatchError, Run
+
+
+@pytest.mark.parametrize("text, value", [
+    ("20ms", 20 * ms), ("20 ms", 20 * ms), ("20*ms", 20 * ms), ("-65 mV", -65 * mV), ("1/ms", 1 / ms),
+    ("5 μs", 5 * usecond), ("5µs", 5 * usecond), ("10 Hz", 10 * Hz), ("2 / second", 2 * Hz), ("100. us", 100 * usecond),
+])
+def test_quantities_are_read_from_text(text, value):
+    assert abs(float(to_quantity(text, value)) - float(value)) <= 1e-12 * abs(float(value))
+
+
+@pytest.mark.parametrize("text, message", [("ten ms", "unknown unit 'ten'"), ("3 foo", "unknown unit"),
+                                           ("20 mV", "wrong units"), ("", "empty")])
+def test_bad_quantities_name_the_problem(text, message):
+    with pytest.raises(ValueError, match=message):
+        to_quantity(text, ms)
+
+
+@pytest.mark.parametrize("rule", ["stdp", "lsm", "eprop", "bptt", "counts"])
+def test_every_study_command_line_is_generated_from_its_config(rule):
+    spec = registry.get(rule)
+    parser = build_parser(spec.config, "test")
+    text = parser.format_help()
+    for leaf in leaves(spec.config).values():
+        flag = f"--{leaf.assign_group}" if leaf.assign_group else "--" + leaf.name.replace("_", "-")
+        assert flag in text, flag
+    assert "(default: all) (default" not in text and "(default: none) (default" not in text
+    # every config written as JSON reads back to itself (units included)
+    config = spec.config()
+    assert config_from_json(spec.config, config_json(config)) == config
+
+
+def test_options_reach_the_nested_fields_and_config_files_are_overridden(tmp_path):
+    spec = registry.get("stdp")
+    parser = build_parser(spec.config, "test")
+    config = config_from_args(spec.config, parser.parse_args(
+        ["--dt", "0.5ms", "--lif", "tau_mem=30ms", "--n-neurons", "7", "--n-train", "12", "--no-resume"]))
+    assert config.input.dt == 0.5 * ms and config.params.lif.tau_mem == 30 * ms and config.params.n_neurons == 7
+    assert config.run.n_train == 12 and config.run.resume is False
+    path = tmp_path / "best.json"
+    path.write_text(config_json(config))
+    again = config_from_args(spec.config, parser.parse_args(["--config", str(path), "--n-neurons", "9"]))
+    assert again == dataclasses.replace(config, params=dataclasses.replace(config.params, n_neurons=9))
+    subset = tmp_path / "subset.json"
+    subset.write_text(json.dumps({"params": {"a_plus": "0.03 mV"}, "epochs": 2}))
+    partial = config_from_args(spec.config, parser.parse_args(["--config", str(subset)]))
+    assert partial.params.a_plus == 0.03 * mV and partial.epochs == 2 and partial.input.dt == 0.1 * ms
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--lif", "tau_foo=1ms"], "unknown lif constant 'tau_foo'"),
+    (["--lif", "tau_mem"], "NAME=VALUE"),
+    (["--lif", "tau_mem=-3ms"], "positive"),
+    (["--duration", "0.5ms", "--dt", "1ms"], "dt must not exceed"),
+])
+def test_bad_options_name_the_problem(argv, message):
+    spec = registry.get("eprop")
+    with pytest.raises(ValueError, match=message):
+        config_from_args(spec.config, build_parser(spec.config, "test").parse_args(argv))
+
+
+def test_wrong_units_on_the_command_line_are_a_usage_error(capsys):
+    spec = registry.get("bptt")
+    with pytest.raises(SystemExit) as stop:
+        build_parser(spec.config, "test").parse_args(["--dt", "5mV"])
+    assert stop.value.code == 2 and "wrong units" in capsys.readouterr().err
+
+
+def test_resume_with_another_configuration_names_the_fields_that_differ(tmp_path):
+    spec = registry.get("counts")
+    config = spec.config()
+    config = dataclasses.replace(config, run=dataclasses.replace(config.run, out=tmp_path, n_train=60, resume=True))
+    run = Run("counts", config)
+    run.splits = type("S", (), {"dataset": "synthetic"})()  # what load_splits would record
+    run.save_checkpoint(step=3)
+    assert run.load_checkpoint()["step"] == 3
+    other = dataclasses.replace(config, run=dataclasses.replace(config.run, n_train=200), n_bins=4)
+    changed = Run("counts", other)
+    changed.splits = run.splits
+    with pytest.raises(ConfigMismatchError) as error:
+        changed.load_checkpoint()
+    assert "run.n_train: 60 -> 200" in str(error.value) and "n_bins: 10 -> 4" in str(error.value)
