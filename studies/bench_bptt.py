@@ -26,7 +26,7 @@ from datasets.synthetic import SyntheticConfig
 from learning_rules.bptt import BPTTParams
 from models.lif_torch import RecurrentLIFNetwork, lif_constants
 from models import files
-from studies import benchmarks, results
+from studies import results
 from studies.cli import run_main
 
 

@@ -25,7 +25,7 @@ from datasets.records import SpikeSample
 from learning_rules.readout import fit_logistic_readout, score_readout
 from models import files
 from models.units import config_json
-from studies import benchmarks, results
+from studies import results
 from studies.cli import run_main
 
 

@@ -192,18 +192,18 @@ def _bptt_memory_fresh(steps: int) -> float:
 def run(n_samples: int, lengths: list[int], out: Path, with_nest: bool) -> xr.Dataset:
     started = results.now()
     samples = _samples(n_samples)
-    results = {"ours": time_ours(samples, out)}
+    timed = {"ours": time_ours(samples, out)}
     if with_nest:
-        results["nest"] = time_nest(samples)
-    impls = list(results)
+        timed["nest"] = time_nest(samples)
+    impls = list(timed)
     eprop_mem = [_eprop_memory(n, out) for n in lengths]
     bptt_mem = [_bptt_memory_fresh(n) for n in lengths]
     data = {
-        "seconds_per_sample": ("implementation", [results[i]["seconds_per_sample"] for i in impls],
+        "seconds_per_sample": ("implementation", [timed[i]["seconds_per_sample"] for i in impls],
                                {"units": "s", "long_name": "training wall time per 1 s sample, one process"}),
-        "hidden_spikes_per_sample": ("implementation", [results[i]["hidden_spikes_per_sample"] for i in impls],
+        "hidden_spikes_per_sample": ("implementation", [timed[i]["hidden_spikes_per_sample"] for i in impls],
                                      {"units": "1", "long_name": "hidden spikes per training sample"}),
-        "build_seconds": ("implementation", [results[i]["build_seconds"] for i in impls],
+        "build_seconds": ("implementation", [timed[i]["build_seconds"] for i in impls],
                           {"units": "s", "long_name": "code generation and compilation"}),
         "eprop_peak_memory": ("sequence_steps", eprop_mem,
                               {"units": "MiB", "long_name": "e-prop: peak memory of the simulator binary"}),
@@ -211,7 +211,7 @@ def run(n_samples: int, lengths: list[int], out: Path, with_nest: bool) -> xr.Da
                              {"units": "MiB", "long_name": "BPTT: memory held for the backward pass (batch 16)"}),
     }
     if with_nest:
-        data["speedup"] = results.scalar(results["nest"]["seconds_per_sample"] / results["ours"]["seconds_per_sample"],
+        data["speedup"] = results.scalar(timed["nest"]["seconds_per_sample"] / timed["ours"]["seconds_per_sample"],
                                         "1", "NEST time per sample divided by ours")
     ds = xr.Dataset(data, coords={"implementation": impls, "sequence_steps": lengths})
     results.benchmark_attrs(ds, "eprop_speed_memory", started, n_samples=n_samples,

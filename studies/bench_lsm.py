@@ -9,7 +9,6 @@ through a ``--n-neurons`` reservoir at ``--dt``; compilation is timed apart. Tar
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import tempfile
 import time
@@ -17,15 +16,13 @@ from pathlib import Path
 
 import numpy as np
 import xarray as xr
-from brian2 import ms, second
+from brian2 import second
 
 from learning_rules.lsm import Liquid, ReservoirParams
-from models.engine.devices import DEVICES
 from models.engine.inputs import chunk_capacity
 from models import files
 from studies import benchmarks, results
 from studies.cli import run_main
-from studies.benchmarks import quantity_arg as parse_quantity
 
 
 def run(n_neurons, n_samples, dt, device, chunk_size, workers, out: Path) -> xr.Dataset:
@@ -63,15 +60,8 @@ def run(n_neurons, n_samples, dt, device, chunk_size, workers, out: Path) -> xr.
 
 
 def main(argv=None) -> Path:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--n-neurons", type=int, default=1000, help="reservoir neurons")
-    parser.add_argument("--n-samples", type=int, default=400, help="samples timed")
-    parser.add_argument("--dt", type=parse_quantity(second), default=0.1 * ms, help="simulation time step")
-    parser.add_argument("--device", choices=DEVICES, default="cpp_standalone", help="Brian2 device")
-    parser.add_argument("--chunk-size", type=int, default=50, help="samples per run of the binary")
+    parser = benchmarks.brian2_parser(__doc__.splitlines()[0], n_neurons=1000, n_samples=400, chunk_size=50)
     parser.add_argument("--workers", type=int, default=2, help="processes in the parallel measurement")
-    parser.add_argument("--out", type=Path, default=Path("results"), help="folder for the results file")
     args = parser.parse_args(argv)
     ds = run(args.n_neurons, args.n_samples, args.dt, args.device, min(args.chunk_size, args.n_samples),
              args.workers, args.out)

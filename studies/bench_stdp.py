@@ -9,7 +9,6 @@ runs. Target (issue 5): 30 samples/s or more for 700 -> 400 at dt = 0.1 ms in cp
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import tempfile
 import time
@@ -17,15 +16,13 @@ from pathlib import Path
 
 import numpy as np
 import xarray as xr
-from brian2 import ms, second
+from brian2 import second
 
 from models.engine.inputs import chunk_capacity
 from learning_rules.stdp import STDPNetwork, STDPParams
-from models.engine.devices import DEVICES
 from models import files
 from studies import benchmarks, results
 from studies.cli import run_main
-from studies.benchmarks import quantity_arg as parse_quantity
 
 
 def run(n_neurons: int, n_samples: int, dt, device: str, chunk_size: int, out: Path) -> xr.Dataset:
@@ -64,14 +61,7 @@ def run(n_neurons: int, n_samples: int, dt, device: str, chunk_size: int, out: P
 
 
 def main(argv=None) -> Path:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--n-neurons", type=int, default=400, help="excitatory neurons")
-    parser.add_argument("--n-samples", type=int, default=300, help="training samples timed")
-    parser.add_argument("--dt", type=parse_quantity(second), default=0.1 * ms, help="simulation time step")
-    parser.add_argument("--device", choices=DEVICES, default="cpp_standalone", help="Brian2 device")
-    parser.add_argument("--chunk-size", type=int, default=100, help="samples per run of the binary")
-    parser.add_argument("--out", type=Path, default=Path("results"), help="folder for the results file")
+    parser = benchmarks.brian2_parser(__doc__.splitlines()[0], n_neurons=400, n_samples=300, chunk_size=100)
     args = parser.parse_args(argv)
     ds = run(args.n_neurons, args.n_samples, args.dt, args.device, min(args.chunk_size, args.n_samples), args.out)
     path = files.write_netcdf(ds, Path(args.out) / "bench_stdp.nc")

@@ -28,6 +28,22 @@ def quantity_arg(expected):
     return parse
 
 
+def brian2_parser(description: str, *, n_neurons: int, n_samples: int, chunk_size: int) -> argparse.ArgumentParser:
+    """The options of a benchmark that times a Brian2 network on SHD-like input."""
+    from brian2 import ms, second
+
+    from models.engine.devices import DEVICES
+
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--n-neurons", type=int, default=n_neurons, help="neurons of the network")
+    parser.add_argument("--n-samples", type=int, default=n_samples, help="samples timed")
+    parser.add_argument("--dt", type=quantity_arg(second), default=0.1 * ms, help="simulation time step")
+    parser.add_argument("--device", choices=DEVICES, default="cpp_standalone", help="Brian2 device")
+    parser.add_argument("--chunk-size", type=int, default=chunk_size, help="samples per run of the binary")
+    parser.add_argument("--out", type=Path, default=Path("results"), help="folder for the results file")
+    return parser
+
+
 def shd_like_samples(n: int, dt, seed: int = 7) -> list:
     """``n`` built-in samples at SHD's density (700 channels, about 8,000 spikes per 1 s), on the ``dt`` grid."""
     from datasets.records import Preprocessing, preprocess

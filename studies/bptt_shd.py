@@ -50,7 +50,7 @@ def run(config: BPTTStudyConfig, cache=None) -> xr.Dataset:
     classes = np.arange(splits.n_classes)
     clf = BPTTClassifier(p, n_inputs=splits.n_channels, dt=config.input.dt, duration=config.input.duration,
                          epochs=config.epochs, seed=config.run.seed, torch_device=config.torch_device)
-    state = job.load_torch_checkpoint()
+    state = job.load_checkpoint("state.pt")
     history = {"train_loss": [], "train_accuracy": [], "val_accuracy": [], "epoch_seconds": []}
     best = None
     if state is not None:
@@ -93,13 +93,8 @@ def run(config: BPTTStudyConfig, cache=None) -> xr.Dataset:
     return job.finish(ds, device=config.torch_device)
 
 
-def summarize(ds: xr.Dataset) -> str:
-    return (f"test accuracy: {float(ds.test_accuracy):.3f} at epoch {int(ds.best_epoch)} "
-            f"(chance {1 / ds.attrs['n_classes']:.3f}; dataset {ds.attrs['dataset']})")
-
-
 SPEC = RuleSpec(
-    name=RULE, config=BPTTStudyConfig, run=run, summarize=summarize, params=BPTTParams, estimator=BPTTClassifier,
+    name=RULE, config=BPTTStudyConfig, run=run, summarize=results.summarize_classifier, params=BPTTParams, estimator=BPTTClassifier,
     locality="non-local", compare_defaults={"epochs": 20},
 )
 

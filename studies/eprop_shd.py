@@ -139,13 +139,8 @@ def run(config: EPropStudyConfig, cache: BuildCache | None = None) -> xr.Dataset
     return job.finish(ds, device=config.device)
 
 
-def summarize(ds: xr.Dataset) -> str:
-    return (f"test accuracy: {float(ds.test_accuracy):.3f} at epoch {int(ds.best_epoch)} "
-            f"(chance {1 / ds.attrs['n_classes']:.3f}; dataset {ds.attrs['dataset']})")
-
-
 SPEC = RuleSpec(
-    name=RULE, config=EPropStudyConfig, run=run, summarize=summarize, params=EPropParams, estimator=EPropClassifier,
+    name=RULE, config=EPropStudyConfig, run=run, summarize=results.summarize_classifier, params=EPropParams, estimator=EPropClassifier,
     run_arg_constants=tuple(name.removeprefix("lif.") for name in EPropNetwork.RUN_ARG_CONSTANTS),
     locality="three-factor", compare_defaults={"epochs": 5},
 )

@@ -13,7 +13,6 @@ time-binned spike counts. Test accuracies of all three go into one results file.
 from __future__ import annotations
 
 import dataclasses
-import sys
 import time
 from dataclasses import dataclass
 

@@ -127,3 +127,9 @@ def dataset_attrs(splits) -> dict:
     return dict(dataset=splits.dataset, dataset_requested=splits.requested,
                 preprocessing=config_json(splits.preprocessing), n_train=len(splits.train), n_val=len(splits.val),
                 n_test=len(splits.test), n_channels=splits.n_channels, n_classes=splits.n_classes)
+
+
+def summarize_classifier(ds: xr.Dataset) -> str:
+    """The terminal line of a classifier trained over epochs (e-prop, BPTT)."""
+    return (f"test accuracy: {float(ds.test_accuracy):.3f} at epoch {int(ds.best_epoch)} "
+            f"(chance {1 / ds.attrs['n_classes']:.3f}; dataset {ds.attrs['dataset']})")

@@ -72,26 +72,18 @@ class Run:
         return self.out / "checkpoints" / f"{self.rule}_{self.dataset}_seed{self.settings.seed}"
 
     def load_checkpoint(self, name: str = "state.npz") -> dict | None:
-        """The arrays of checkpoint ``name`` when resuming and it exists (``None`` otherwise)."""
+        """The contents of checkpoint ``name`` (arrays from .npz, PyTorch state from .pt) when resuming
+        and it exists (``None`` otherwise); a checkpoint of another configuration is an error."""
         if not self.settings.resume:
             return None
         path = self.checkpoint_dir / name
-        state = files.load_arrays(path)
+        state = files.load_torch(path) if path.suffix == ".pt" else files.load_arrays(path)
         if state is not None:
             check_same_config(str(state.pop("config")), self.config_text, str(path))
         return state
 
     def save_checkpoint(self, name: str = "state.npz", **arrays) -> None:
         files.save_arrays(self.checkpoint_dir / name, config=self.config_text, **arrays)
-
-    def load_torch_checkpoint(self, name: str = "state.pt") -> dict | None:
-        if not self.settings.resume:
-            return None
-        path = self.checkpoint_dir / name
-        state = files.load_torch(path)
-        if state is not None:
-            check_same_config(state.pop("config"), self.config_text, str(path))
-        return state
 
     def save_torch_checkpoint(self, state: dict, name: str = "state.pt") -> None:
         files.save_torch(self.checkpoint_dir / name, {**state, "config": self.config_text})
