@@ -23,6 +23,7 @@ from typing import Literal
 
 import numpy as np
 import torch
+from tqdm import tqdm
 from brian2 import Hz, Quantity, mV, ms, second
 from sklearn.base import BaseEstimator, ClassifierMixin
 
@@ -69,7 +70,7 @@ class BPTTClassifier(BaseEstimator, ClassifierMixin):
     """
 
     def __init__(self, params: BPTTParams = BPTTParams(), *, n_inputs: int = 700, dt=10 * ms,
-                 duration=1 * second, epochs: int = 1, seed: int = 0, torch_device: str = "cpu"):
+                 duration=1 * second, epochs: int = 1, seed: int = 0, torch_device: str = "cpu", verbose: bool = False):
         self.params = params
         self.n_inputs = n_inputs
         self.dt = dt
@@ -77,6 +78,7 @@ class BPTTClassifier(BaseEstimator, ClassifierMixin):
         self.epochs = epochs
         self.seed = seed
         self.torch_device = torch_device
+        self.verbose = verbose
 
     @property
     def n_steps(self) -> int:
@@ -110,6 +112,8 @@ class BPTTClassifier(BaseEstimator, ClassifierMixin):
         duration_s = self.n_steps * float(self.dt / second)
         total_loss, correct = 0.0, 0
         self.model_.train()
+        bar = tqdm(total=len(X), desc=f"epoch {self.epochs_done_ + 1} BPTT", unit="sample", disable=not self.verbose,
+                   leave=False)
         for start in range(0, len(order), p.batch_size):
             batch = order[start:start + p.batch_size]
             x = self._dense([X[i] for i in batch])
@@ -125,6 +129,8 @@ class BPTTClassifier(BaseEstimator, ClassifierMixin):
             self.optimizer_.step()
             total_loss += float(loss.detach()) * len(batch)
             correct += int((logits.argmax(dim=1) == target).sum())
+            bar.update(len(batch))
+        bar.close()
         self.epochs_done_ += 1
         self.loss_, self.train_accuracy_ = total_loss / len(X), correct / len(X)
         return self

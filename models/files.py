@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -17,6 +19,29 @@ import numpy as np
 
 #: Permissions of the files written here (before the umask), like any file a user creates.
 FILE_MODE = 0o666
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_orphans(folder: Path, pattern: str) -> None:
+    """Remove the files and folders matching ``pattern`` (their names hold ``pid<N>_``) whose
+    process is gone: what a killed run left behind."""
+    for path in Path(folder).glob(pattern):
+        match = re.search(r"pid(\d+)_", path.name)
+        if match and not _pid_alive(int(match.group(1))):
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
 
 
 def write_atomic(path: str | os.PathLike, write, suffix: str = ".tmp") -> Path:
@@ -27,7 +52,8 @@ def write_atomic(path: str | os.PathLike, write, suffix: str = ".tmp") -> Path:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    remove_orphans(path.parent, f".{path.name}.pid*_*{suffix}")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.pid{os.getpid()}_", suffix=suffix, dir=path.parent)
     os.close(fd)
     try:
         write(tmp)

@@ -49,7 +49,7 @@ def run(config: BPTTStudyConfig, cache=None) -> xr.Dataset:
     y_train, y_val = splits.train.labels, splits.val.labels
     classes = np.arange(splits.n_classes)
     clf = BPTTClassifier(p, n_inputs=splits.n_channels, dt=config.input.dt, duration=config.input.duration,
-                         epochs=config.epochs, seed=config.run.seed, torch_device=config.torch_device)
+                         epochs=config.epochs, seed=config.run.seed, torch_device=config.torch_device, verbose=True)
     state = job.load_checkpoint("state.pt")
     history = {"train_loss": [], "train_accuracy": [], "val_accuracy": [], "epoch_seconds": []}
     best = None
@@ -70,7 +70,7 @@ def run(config: BPTTStudyConfig, cache=None) -> xr.Dataset:
         if best is None or val_acc > max(history["val_accuracy"][:-1], default=-1.0):
             best = {"model": copy.deepcopy(clf.model_.state_dict()), "epoch": clf.epochs_done_}
         job.save_torch_checkpoint({"classifier": clf.state(), "history": history, "best": best})
-        print(f"epoch {clf.epochs_done_}/{config.epochs}: loss {loss:.3f}, train {train_acc:.3f}, "
+        print(f"epoch {clf.epochs_done_}/{config.epochs}: training loss {loss:.3f} (cross-entropy per sample), train {train_acc:.3f}, "
               f"validation {val_acc:.3f}", file=sys.stderr)
 
     clf.model_.load_state_dict(best["model"])

@@ -7,6 +7,19 @@ import sys
 from pathlib import Path
 
 from studies.config import build_parser, config_from_args
+from studies.run import write_results
+
+
+def check_writable(folder: Path) -> None:
+    """Fail at once, not after training, when results cannot be written to ``folder``."""
+    import tempfile
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        raise ValueError(f"--out {folder}: cannot write results there ({error.strerror or error})") from error
 
 
 def run_main(main_body, argv=None):
@@ -24,13 +37,11 @@ def run_main(main_body, argv=None):
 
 def study_main(spec, argv=None, description: str | None = None) -> Path:
     """Parse ``argv`` into ``spec.config``, run the study, write its results file, print a summary."""
-    parser = build_parser(spec.config, description or (sys.modules[spec.run.__module__].__doc__ or "").splitlines()[0])
+    parser = build_parser(spec.config, description or sys.modules[spec.run.__module__].__doc__ or spec.name)
     config = config_from_args(spec.config, parser.parse_args(argv))
+    check_writable(Path(config.run.out))
     ds = spec.run(config)
-    from models import files
-
-    out = Path(config.run.out) / f"{spec.name}_{ds.attrs['dataset']}_seed{config.run.seed}.nc"
-    path = files.write_netcdf(ds, out)
+    path = write_results(ds, config.run.out)
     print(spec.summarize(ds))
     print(f"results: {path}")
     return path

@@ -36,7 +36,7 @@ from studies import registry
 from studies.cli import run_main
 from studies.config import RunConfig, apply, build_parser, config_from_args, leaves
 from studies.results import now
-from studies.run import check_same_config
+from studies.run import check_same_config, discard_checkpoints
 
 #: Per-operation energies, Horowitz (2014), 45 nm, 32-bit float: accumulate (a spike adding a weight)
 #: and multiply-accumulate (a dense unit).
@@ -102,7 +102,9 @@ def _rule_assignments(items) -> dict[str, dict[str, str]]:
 
 
 def _run_and_write(spec, config, path):
-    files.write_netcdf(spec.run(config), path)
+    ds = spec.run(config)
+    files.write_netcdf(ds, path)
+    discard_checkpoints(ds, config.run.out)
 
 
 def run_pair(spec, config, path: Path, resume: bool) -> xr.Dataset:
@@ -189,7 +191,7 @@ def compare(config: CompareConfig) -> xr.Dataset:
 
 
 def main(argv=None) -> Path:
-    args = build_parser(CompareConfig, __doc__.splitlines()[0]).parse_args(argv)
+    args = build_parser(CompareConfig, __doc__).parse_args(argv)
     config = config_from_args(CompareConfig, args)
     combined = compare(config)
     path = files.write_netcdf(combined, Path(config.run.out) / f"compare_{combined.attrs['dataset']}.nc")

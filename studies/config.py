@@ -269,7 +269,9 @@ def _default_text(value) -> str:
 def build_parser(cls, description: str) -> argparse.ArgumentParser:
     """The command line of config class ``cls``: one option per leaf (``--n-train``), one
     ``--NAME FIELD=VALUE`` option per assign group, and ``--config FILE``."""
-    parser = argparse.ArgumentParser(description=description)
+    # the first paragraph of a docstring, whole sentences
+    first = description.strip().split("\n\n")[0]
+    parser = argparse.ArgumentParser(description=" ".join(line.strip() for line in first.splitlines()))
     parser.add_argument("--config", type=Path, default=argparse.SUPPRESS, metavar="FILE",
                         help="JSON configuration (such as a results file's 'config' attribute or a tuning "
                              "search's best configuration); options given here override it")

@@ -103,7 +103,7 @@ def run(config: SummaryConfig) -> xr.Dataset:
 
 
 def main(argv=None) -> Path:
-    config = config_from_args(SummaryConfig, build_parser(SummaryConfig, __doc__.splitlines()[0]).parse_args(argv))
+    config = config_from_args(SummaryConfig, build_parser(SummaryConfig, __doc__).parse_args(argv))
     ds = run(config)
     path = files.write_netcdf(ds, Path(config.run.out) / f"summary_{ds.attrs['dataset']}.nc")
     print(f"median spikes per sample {np.median(ds.spikes_per_sample):.0f}, "

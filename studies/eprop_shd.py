@@ -109,7 +109,8 @@ def run(config: EPropStudyConfig, cache: BuildCache | None = None) -> xr.Dataset
                         "epoch": float(epoch + 1)}
             epoch, chunk, partial = epoch + 1, 0, {"loss": [], "correct": []}
             save(epoch, chunk)
-            print(f"epoch {epoch}/{config.epochs}: train loss {history['train_loss'][-1]:.1f}, accuracy "
+            print(f"epoch {epoch}/{config.epochs}: training loss {history['train_loss'][-1]:.1f} (cross-entropy summed "
+                  f"over the sample's steps), accuracy "
                   f"{history['train_accuracy'][-1]:.3f}; validation {history['val_accuracy'][-1]:.3f}", file=sys.stderr)
 
         net.state_ = {k: v for k, v in best.items() if k != "epoch"}

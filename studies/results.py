@@ -56,7 +56,42 @@ def provenance(started: str) -> dict:
 
 
 def scalar(value, units: str, long_name: str):
-    return ((), float(value), {"units": units, "long_name": long_name})
+    """A variable without dimensions; whole numbers stay integers."""
+    if isinstance(value, (bool, np.bool_)):
+        value = int(value)
+    number = int(value) if isinstance(value, (int, np.integer)) else float(value)
+    return ((), number, {"units": units, "long_name": long_name})
+
+
+#: What each coordinate means, attached to every coordinate a results file has.
+COORDINATES = {
+    "epoch": ("1", "training epoch (1-based)"),
+    "test_sample": ("1", "index of the test sample"),
+    "true_class": ("1", "class of the sample"),
+    "predicted_class": ("1", "class predicted"),
+    "time_bin": ("1", "time bin within the sample"),
+    "neuron": ("1", "neuron index"),
+    "input": ("1", "input channel"),
+    "rank": ("1", "rank in the order of selection"),
+    "n_selected": ("1", "neurons selected by the readout"),
+    "rule": ("", "learning rule"),
+    "seed": ("1", "seed of the run"),
+    "channel": ("1", "input channel"),
+    "time_bins": ("1", "time bins of the count features"),
+    "workers": ("1", "worker processes"),
+    "implementation": ("", "implementation timed"),
+    "sequence_steps": ("1", "time steps per sample"),
+}
+
+
+def label_coordinates(ds: xr.Dataset) -> xr.Dataset:
+    """Give every coordinate its ``units`` and ``long_name`` (those it lacks)."""
+    for name in ds.coords:
+        units, long_name = COORDINATES.get(name, ("", name.replace("_", " ")))
+        ds[name].attrs.setdefault("long_name", long_name)
+        if units:
+            ds[name].attrs.setdefault("units", units)
+    return ds
 
 
 def accuracy_vars(val_accuracy, train_accuracy=None) -> dict:
@@ -125,6 +160,7 @@ def benchmark_attrs(ds: xr.Dataset, benchmark: str, started: str, **fields) -> x
 def dataset_attrs(splits) -> dict:
     """What a results file records about its data."""
     return dict(dataset=splits.dataset, dataset_requested=splits.requested,
+                class_names=json.dumps(list(splits.train.class_names)),
                 preprocessing=config_json(splits.preprocessing), n_train=len(splits.train), n_val=len(splits.val),
                 n_test=len(splits.test), n_channels=splits.n_channels, n_classes=splits.n_classes)
 

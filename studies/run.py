@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 import shutil
 import sys
 import tempfile
@@ -20,7 +21,10 @@ import xarray as xr
 from datasets import Preprocessing, Splits, load_splits
 from models import files
 from models.units import config_diff, config_json
-from studies.results import dataset_attrs, now, provenance
+from studies.results import dataset_attrs, label_coordinates, now, provenance
+
+#: The conventions results files follow (netCDF Climate and Forecast conventions, version 1.8).
+CONVENTIONS = "CF-1.8"
 
 
 class ConfigMismatchError(ValueError):
@@ -97,7 +101,8 @@ class Run:
         """A fresh folder under ``out/build/`` for this run's Brian2 project, removed at the end."""
         root = self.out / "build"
         root.mkdir(parents=True, exist_ok=True)
-        folder = Path(tempfile.mkdtemp(prefix=f"{self.rule}_", dir=root))
+        files.remove_orphans(root, "*_pid*_*")  # left by runs that were killed
+        folder = Path(tempfile.mkdtemp(prefix=f"{self.rule}_pid{os.getpid()}_", dir=root))
         try:
             yield folder
         finally:
@@ -112,13 +117,43 @@ class Run:
 
     def finish(self, ds: xr.Dataset, device: str) -> xr.Dataset:
         """Attach the global attributes every results file carries."""
-        ds.attrs.update(rule=self.rule, device=device, seed=int(self.settings.seed), config=self.config_text,
-                        **dataset_attrs(self.splits), **provenance(self.started))
-        return ds
+        ds.attrs.update(Conventions=CONVENTIONS, rule=self.rule, device=device, seed=int(self.settings.seed),
+                        config=self.config_text, **dataset_attrs(self.splits), **provenance(self.started))
+        return label_coordinates(ds)
 
-    @property
-    def results_path(self) -> Path:
-        return self.out / f"{self.rule}_{self.dataset}_seed{self.settings.seed}.nc"
 
-    def write(self, ds: xr.Dataset) -> Path:
-        return files.write_netcdf(ds, self.results_path)
+
+def config_key(config_text: str) -> str:
+    """A short hash of a configuration's JSON text."""
+    import hashlib
+
+    return hashlib.sha256(config_text.encode()).hexdigest()[:8]
+
+
+def write_results(ds: xr.Dataset, out: Path) -> Path:
+    """Write a study's results file as ``out/<rule>_<dataset>_seed<seed>.nc``, unless that file holds
+    the results of another configuration: then beside it, with the configuration's hash in the name,
+    so nothing already written is lost. The run's checkpoints go once the results are safe."""
+    stem = f"{ds.attrs['rule']}_{ds.attrs['dataset']}_seed{ds.attrs['seed']}"
+    path = Path(out) / f"{stem}.nc"
+    if path.exists():
+        try:
+            with xr.open_dataset(path) as old:
+                same = old.attrs.get("config") == ds.attrs.get("config")
+        except (OSError, ValueError):
+            same = False
+        if not same:
+            path = Path(out) / f"{stem}_{config_key(ds.attrs['config'])}.nc"
+            print(f"{Path(out) / (stem + '.nc')} holds another configuration's results; writing {path}",
+                  file=sys.stderr)
+    files.write_netcdf(ds, path)
+    discard_checkpoints(ds, out)
+    return path
+
+
+def discard_checkpoints(ds: xr.Dataset, out: Path) -> None:
+    """Remove the checkpoints of the run that produced ``ds`` (its results are written)."""
+    stem = f"{ds.attrs['rule']}_{ds.attrs['dataset']}_seed{ds.attrs['seed']}"
+    shutil.rmtree(Path(out) / "checkpoints" / stem, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        (Path(out) / "checkpoints").rmdir()

@@ -244,7 +244,7 @@ def combine(spec, grid, seeds, jobs, base, wall_seconds) -> xr.Dataset:
 
 
 def main(argv=None) -> Path:
-    args = build_parser(ScanConfig, __doc__.splitlines()[0]).parse_args(argv)
+    args = build_parser(ScanConfig, __doc__).parse_args(argv)
     config = config_from_args(ScanConfig, args)
     spec = registry.get(config.rule)
     grid = dict(parse_param(text) for text in config.param)

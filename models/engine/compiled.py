@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import sys
 import tempfile
 import threading
 import time
@@ -136,6 +137,8 @@ class CompiledNetwork:
             self._built = True
             return
         start = time.perf_counter()
+        print(f"generating and compiling the {self.device_name} project in {self.build_dir} "
+              "(once per network; this can take a minute) ...", file=sys.stderr, flush=True)
         try:
             device.build(directory=str(self.build_dir), compile=True, run=False, clean=False)
         except Exception as error:  # compiler failures surface with the project folder named

@@ -11,6 +11,7 @@ Brian2 has one device per process; :func:`activate` resets it for each new netwo
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import shutil
@@ -22,6 +23,26 @@ from brian2 import defaultclock, get_device, ms, prefs, set_device
 from brian2.devices.device import reset_device
 
 DEVICES = ("runtime", "cpp_standalone", "cuda_standalone")
+
+
+def _no_debug_log_file() -> None:
+    """Brian2 keeps a debug log file per process in the temporary folder and deletes it only at a clean
+    exit, so every killed run would leave one behind; its messages still go to the terminal."""
+    import logging
+
+    from brian2.utils.logger import BrianLogger
+
+    if BrianLogger.file_handler is not None:
+        logging.getLogger("brian2").removeHandler(BrianLogger.file_handler)
+        BrianLogger.file_handler.close()
+        BrianLogger.file_handler = None
+    if BrianLogger.tmp_log is not None:
+        with contextlib.suppress(OSError):
+            os.remove(BrianLogger.tmp_log)
+        BrianLogger.tmp_log = None
+
+
+_no_debug_log_file()
 
 
 class DeviceUnavailableError(RuntimeError):
