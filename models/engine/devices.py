@@ -95,7 +95,10 @@ def configure_cuda(build_dir: Path, *, compile_only: bool, compute_capability: f
             "cuda_standalone needs the CUDA compiler nvcc on PATH; install the CUDA toolkit "
             "or use --device cpp_standalone"
         )
-    import brian2cuda  # noqa: F401  (registers the device)
+    try:
+        import brian2cuda  # noqa: F401  (registers the device)
+    except ImportError as error:
+        raise DeviceUnavailableError("cuda_standalone needs brian2cuda: pip install -e .[cuda]") from error
 
     backend = prefs.devices.cuda_standalone.cuda_backend
     if compile_only:
