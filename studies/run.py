@@ -40,6 +40,18 @@ def check_same_config(stored: str, current: str, what: str) -> None:
             f"{'; ...' if len(differences) > 6 else ''}); drop --resume or use another --out")
 
 
+def check_splits(splits: Splits) -> None:
+    """Refuse inputs that cannot carry a result, and say when a split is too small to choose on."""
+    pool = splits.preprocessing.pool
+    if pool > 1 and splits.n_channels == 1:
+        raise ValueError(f"--pool {pool} merges every input channel into one; choose a pool below the "
+                         f"number of channels")
+    if len(splits.val) < splits.n_classes:
+        print(f"warning: the validation split holds {len(splits.val)} samples for {splits.n_classes} classes; "
+              "choices made on it (epoch, readout strength) will be noisy. Use a larger --n-train.",
+              file=sys.stderr)
+
+
 class Run:
     """The files of one run of ``rule`` with ``config`` (a study config with a ``run`` field).
 
@@ -62,6 +74,7 @@ class Run:
         s = self.settings
         self.splits = load_splits(s.dataset, s.data_dir, preprocessing=preprocessing, n_train=s.n_train,
                                   n_test=s.n_test, seed=s.seed)
+        check_splits(self.splits)
         return self.splits
 
     @property
