@@ -147,5 +147,5 @@ def test_stdp_transformer_learns_and_transforms(tmp_path):
                            device="cpp_standalone", build_dir=str(tmp_path / "b"))
     features = stdp.fit(splits.train.samples[:6]).transform(splits.val.samples)
     assert features.shape == (len(splits.val), 2 * 6) and features.sum() > 0
-    assert not np.allclose(stdp.weights_ / mV, 0)
+    assert not np.allclose(stdp.weights_["input"] / mV, 0)
     devices.reset_brian()

@@ -1,0 +1,110 @@
+"""Fault injection: long-running commands killed for real (SIGKILL) at a point in their work, then
+resumed, end with the numbers of an uninterrupted run and leave no debris; bad input ends with one
+line naming the cause and exit status 2 (usage) or 1 (data)."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ["--dataset", "synthetic", "--n-train", "40", "--n-test", "20"]
+
+
+def _command(script: str, *args: str) -> list[str]:
+    return [sys.executable, str(ROOT / "studies" / script), *args]
+
+
+def _kill_when(command: list[str], ready, timeout: float = 600) -> None:
+    """Start ``command``, SIGKILL its whole process group (simulator binaries included) as soon as
+    ``ready()`` is true."""
+    proc = subprocess.Popen(command, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + timeout
+    try:
+        while time.time() < deadline and proc.poll() is None and not ready():
+            time.sleep(0.05)
+        assert proc.poll() is None, "the command finished before it could be killed; make its work longer"
+        assert ready(), "the command never reached the point where it should be killed"
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def _run(command: list[str]) -> subprocess.CompletedProcess:
+    result = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result
+
+
+def _no_debris(out: Path) -> None:
+    leftovers = [p for p in out.rglob("*") if p.name.endswith(".tmp") or p.name == "checkpoints"
+                 or (p.parent.name == "build")]
+    assert not leftovers, f"left behind: {leftovers}"
+
+
+CASES = {
+    # rule: (script, options, checkpoint that marks the point to kill at, variables that must agree)
+    "bptt": ("bptt_shd.py", ["--epochs", "3", "--n-hidden", "16", "--dt", "20ms"],
+             "checkpoints/bptt_synthetic_seed0/state.pt", ("train_loss", "val_accuracy", "test_prediction")),
+    "lsm": ("lsm_shd.py", ["--n-neurons", "60", "--chunk-size", "10", "--workers", "1", "--no-spike-time-readout"],
+            "checkpoints/lsm_synthetic_seed0/train.npz", ("val_accuracy", "test_accuracy", "test_counts")),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("rule", sorted(CASES))
+def test_a_killed_study_resumes_to_the_uninterrupted_result(tmp_path, rule):
+    script, options, marker, names = CASES[rule]
+    whole = tmp_path / "whole"
+    _run(_command(script, *DATA, *options, "--out", str(whole)))
+    killed = tmp_path / "killed"
+    _kill_when(_command(script, *DATA, *options, "--out", str(killed)), lambda: (killed / marker).exists())
+    _run(_command(script, *DATA, *options, "--out", str(killed), "--resume"))
+    a = xr.load_dataset(next(whole.glob(f"{rule}_*.nc")))
+    b = xr.load_dataset(next(killed.glob(f"{rule}_*.nc")))
+    for name in names:
+        np.testing.assert_array_equal(a[name].values, b[name].values, err_msg=name)
+    _no_debris(killed)
+
+
+@pytest.mark.slow
+def test_a_killed_comparison_resumes_to_the_uninterrupted_result(tmp_path):
+    options = [*DATA, "--rules", "counts", "bptt", "--seeds", "2", "--set", "bptt.epochs=2", "bptt.n_hidden=8",
+               "--dt", "20ms"]
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    _run(_command("compare_shd.py", *options, "--out", str(whole)))
+    _kill_when(_command("compare_shd.py", *options, "--out", str(killed)),
+               lambda: (killed / "runs" / "checkpoints" / "bptt_synthetic_seed1" / "state.pt").exists())
+    assert (killed / "runs" / "bptt_seed0.nc").exists() and not (killed / "runs" / "bptt_seed1.nc").exists()
+    _run(_command("compare_shd.py", *options, "--out", str(killed), "--resume"))
+    a = xr.load_dataset(whole / "compare_synthetic.nc")
+    b = xr.load_dataset(killed / "compare_synthetic.nc")
+    np.testing.assert_array_equal(a.test_accuracy.values, b.test_accuracy.values)
+    np.testing.assert_array_equal(a.val_accuracy.values, b.val_accuracy.values)
+    # a resume with another configuration stops and names what differs
+    other = subprocess.run(_command("compare_shd.py", *[o if o != "40" else "50" for o in options],
+                                    "--out", str(killed), "--resume"), capture_output=True, text=True, timeout=300)
+    assert other.returncode == 2 and "run.n_train: 40 -> 50" in other.stderr
+
+
+@pytest.mark.parametrize("script, options, message", [
+    ("compare_shd.py", ["--seeds", "0"], "--seeds must be at least 1"),
+    ("bptt_shd.py", ["--seed", "-1"], "seed must be a whole number >= 0"),
+    ("bptt_shd.py", ["--dt", "5mV"], "wrong units"),
+    ("bptt_shd.py", ["--pool", "1000", "--n-train", "20"], "--pool 1000 merges every input channel"),
+    ("scan.py", ["--rule", "hebb", "--param", "tau_mem=1ms"], "unknown rule 'hebb'"),
+    ("lsm_shd.py", ["--lif", "tau_mem=-1ms"], "tau_mem must be positive"),
+])
+def test_bad_input_ends_with_one_line_and_exit_status_2(tmp_path, script, options, message):
+    result = subprocess.run(_command(script, "--dataset", "synthetic", *options, "--out", str(tmp_path)),
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert not list(tmp_path.rglob("*.nc")), "no results file for bad input"
