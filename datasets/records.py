@@ -34,6 +34,7 @@ class SpikeDataset:
     n_channels: int  # number of input units
     class_names: list[str]
     duration: Quantity = const(1 * second)  # length each sample is cropped or padded to
+    speaker_names: list[str] | None = None  # name of each speaker index, where the files give them
 
     @property
     def n_classes(self) -> int:
