@@ -26,6 +26,7 @@ import os
 import shutil
 import tarfile
 import tempfile
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.request import urlopen
@@ -220,7 +221,7 @@ def _read_one(path: Path):
     try:
         with np.load(path, allow_pickle=False) as f:
             return f["units"], f["times"], float(f["duration"])
-    except (OSError, KeyError, ValueError, EOFError):
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):  # torn by a crash: convert again
         return None
 
 
