@@ -136,6 +136,8 @@ class Splits:
     dataset: str  # the dataset actually used
     requested: str  # the dataset asked for (differs when the default fell back)
     preprocessing: Preprocessing = field(default_factory=Preprocessing)
+    split: str = "official"  # how train and test were separated: 'official' (the dataset's own) or 'speaker'
+    test_speakers: tuple[str, ...] = ()  # the speakers held out for test (split 'speaker'), by name
 
     @property
     def n_channels(self) -> int:
