@@ -135,8 +135,7 @@ def download_fsdd(target: Path, source: FSDDSource = PINNED) -> Path:
                 shutil.copyfileobj(response, out)
         except Exception as error:  # URLError, HTTPError, timeouts, resets...
             raise DatasetUnavailableError(
-                f"the FSDD recordings were not found in {target}, and downloading them from {source.url} "
-                f"failed ({type(error).__name__}: {error}). {by_hand}") from error
+                f"downloading them from {source.url} failed ({type(error).__name__}: {error}). {by_hand}") from error
         folder = staging / "recordings"
         folder.mkdir()
         try:
@@ -148,7 +147,10 @@ def download_fsdd(target: Path, source: FSDDSource = PINNED) -> Path:
             raise DatasetUnavailableError(
                 f"the FSDD archive from {source.url} cannot be unpacked ({type(error).__name__}: {error}). "
                 f"{by_hand}") from error
-        check_recordings(folder, source)
+        try:
+            check_recordings(folder, source)
+        except DatasetUnavailableError as error:
+            raise DatasetUnavailableError(f"{error}. {by_hand}") from error
         os.replace(folder, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -171,29 +173,36 @@ def _candidates(data_dir) -> list[Path]:
     return candidates + [default_recordings_dir(data_dir)]
 
 
-def recordings_dir(data_dir: str | os.PathLike | None) -> Path:
-    """The folder of wav files: ``data_dir`` if it holds them, else ``$FSDD_DIR``, else the download folder."""
-    candidates = _candidates(data_dir)
-    for folder in candidates:
+def _found(data_dir) -> Path | None:
+    for folder in _candidates(data_dir):
         if folder.is_dir() and any(folder.glob("*_*_*.wav")):
             return folder
-    raise DatasetUnavailableError(
-        "the FSDD recordings were not found: looked in " + ", ".join(str(c) for c in candidates)
-        + ". Name the folder of {digit}_{speaker}_{index}.wav files with --data-dir or $FSDD_DIR "
-        f"(the recordings: {REPOSITORY})."
-    )
+    return None
+
+
+def _not_found(data_dir) -> str:
+    return "the FSDD recordings were not found (looked in " + ", ".join(str(c) for c in _candidates(data_dir)) + ")"
+
+
+def recordings_dir(data_dir: str | os.PathLike | None) -> Path:
+    """The folder of wav files: ``data_dir`` if it holds them, else ``$FSDD_DIR``, else the download folder."""
+    folder = _found(data_dir)
+    if folder is None:
+        raise DatasetUnavailableError(
+            _not_found(data_dir) + ". Name the folder of {digit}_{speaker}_{index}.wav files with --data-dir "
+            f"or $FSDD_DIR (the recordings: {REPOSITORY}).")
+    return folder
 
 
 def find_or_download(data_dir, source: FSDDSource = PINNED) -> Path:
     """:func:`recordings_dir`, downloading into :func:`default_recordings_dir` where nothing is found."""
+    folder = _found(data_dir)
+    if folder is not None:
+        return folder
     try:
-        return recordings_dir(data_dir)
-    except DatasetUnavailableError as missing:
-        target = default_recordings_dir(data_dir)
-        try:
-            return download_fsdd(target, source)
-        except DatasetUnavailableError as error:
-            raise DatasetUnavailableError(f"{missing} Downloading them: {error}") from error
+        return download_fsdd(default_recordings_dir(data_dir), source)
+    except DatasetUnavailableError as error:
+        raise DatasetUnavailableError(f"{_not_found(data_dir)}; {error}") from error
 
 
 def _params_key(params: CochleaParams) -> str:
