@@ -80,12 +80,14 @@ SPLITS = ("official", "speaker")
 DEFAULT_TEST_SPEAKERS = ("theo",)
 
 
-def speaker_names(data: SpikeDataset) -> list[str] | None:
-    """Name of each speaker index: the names the files store, else the indices as text; None where
-    the samples carry no speaker."""
-    if data.speaker_names is not None:
-        return list(data.speaker_names)
-    speakers = [s.speaker for s in data.samples]
+def speaker_names(train: SpikeDataset, test: SpikeDataset) -> list[str] | None:
+    """Name of each speaker index of both parts: the names the files store, else the indices as text
+    (SHD's files number their speakers); None where the samples carry no speaker."""
+    if train.speaker_names is not None or test.speaker_names is not None:
+        if train.speaker_names != test.speaker_names:
+            return None
+        return list(train.speaker_names)
+    speakers = [s.speaker for s in train.samples + test.samples]
     if not speakers or min(speakers) < 0:
         return None
     return [str(i) for i in range(max(speakers) + 1)]
@@ -94,8 +96,8 @@ def speaker_names(data: SpikeDataset) -> list[str] | None:
 def speaker_split(train: SpikeDataset, test: SpikeDataset,
                   test_speakers: tuple[str, ...]) -> tuple[SpikeDataset, SpikeDataset]:
     """Both official parts pooled, then every sample of ``test_speakers`` to test, all others to train."""
-    names = speaker_names(train)
-    if names is None or speaker_names(test) != names:
+    names = speaker_names(train, test)
+    if names is None:
         raise ValueError(f"the {train.name} dataset has no speaker information (or its two parts disagree "
                          "on it), so it cannot be split by speaker; use split='official'")
     unknown = sorted(set(test_speakers) - set(names))

@@ -252,3 +252,15 @@ def test_speaker_ids_serve_as_names_where_files_store_none(tmp_path):
     assert {s.speaker for s in splits.test.samples} == {1} and splits.test_speakers == ("1",)
     with pytest.raises(ValueError, match="its speakers are 0, 1, 2"):
         load_splits("shd", tmp_path, split="speaker")
+
+
+def test_speaker_ids_span_both_parts(tmp_path):
+    # SHD's test part holds speakers its training part lacks
+    rng = np.random.default_rng(1)
+    for split, speakers in (("train", [0, 1]), ("test", [1, 2])):
+        samples = [SpikeSample(rng.integers(0, 700, 20), np.sort(rng.uniform(0, 0.9, 20)) * second, i % 2,
+                               speakers[i % 2]) for i in range(12)]
+        write_shd_layout(tmp_path / "SHD" / f"shd_{split}.h5", samples, ["a", "b"])
+    splits = load_splits("shd", tmp_path, split="speaker", test_speakers="2")
+    assert len(splits.test) == 6 and {s.speaker for s in splits.test.samples} == {2}
+    assert len(splits.train) + len(splits.val) == 18
