@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from pathlib import Path
@@ -74,17 +75,69 @@ def validation_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np
     return np.sort(train), np.sort(val)
 
 
+SPLITS = ("official", "speaker")
+#: Held out by ``split="speaker"`` when no speaker is named (an FSDD speaker).
+DEFAULT_TEST_SPEAKERS = ("theo",)
+
+
+def speaker_names(train: SpikeDataset, test: SpikeDataset) -> list[str] | None:
+    """Name of each speaker index of both parts: the names the files store, else the indices as text
+    (SHD's files number their speakers); None where the samples carry no speaker."""
+    if train.speaker_names is not None or test.speaker_names is not None:
+        if train.speaker_names != test.speaker_names:
+            return None
+        return list(train.speaker_names)
+    speakers = [s.speaker for s in train.samples + test.samples]
+    if not speakers or min(speakers) < 0:
+        return None
+    return [str(i) for i in range(max(speakers) + 1)]
+
+
+def speaker_split(train: SpikeDataset, test: SpikeDataset,
+                  test_speakers: tuple[str, ...]) -> tuple[SpikeDataset, SpikeDataset]:
+    """Both official parts pooled, then every sample of ``test_speakers`` to test, all others to train."""
+    names = speaker_names(train, test)
+    if names is None:
+        raise ValueError(f"the {train.name} dataset has no speaker information (or its two parts disagree "
+                         "on it), so it cannot be split by speaker; use split='official'")
+    unknown = sorted(set(test_speakers) - set(names))
+    if not test_speakers or unknown:
+        raise ValueError(f"unknown test speaker(s) {', '.join(map(repr, unknown)) or '(none named)'} for "
+                         f"{train.name}; its speakers are {', '.join(names)}")
+    held_out = {names.index(s) for s in test_speakers}
+    if len(held_out) == len(names):
+        raise ValueError(f"holding out every speaker ({', '.join(names)}) leaves nothing to train on")
+    pooled = train.samples + test.samples
+    return (dataclasses.replace(train, samples=[s for s in pooled if s.speaker not in held_out]),
+            dataclasses.replace(test, samples=[s for s in pooled if s.speaker in held_out]))
+
+
 def load_splits(name: str | None, data_dir=None, *, preprocessing: Preprocessing = Preprocessing(),
                 n_train: int | None = None, n_test: int | None = None, val_fraction: float = 0.1,
-                seed: int = 0, synthetic: SyntheticConfig | None = None) -> Splits:
+                seed: int = 0, synthetic: SyntheticConfig | None = None, split: str = "official",
+                test_speakers: str | tuple[str, ...] | None = None) -> Splits:
     """Load, subset, split and preprocess a dataset.
 
     ``name=None`` asks for the default, SHD: only then, when SHD is neither present nor
     downloadable, a loud warning is printed and the built-in synthetic set is used instead. A
     dataset named explicitly never falls back.
+
+    ``split="official"`` keeps the dataset's own train/test files (FSDD: index 0-4 is test).
+    ``split="speaker"`` pools both and tests on every sample of ``test_speakers`` (names; default
+    :data:`DEFAULT_TEST_SPEAKERS`), training and validating on the other speakers only: a
+    speaker-independent test. Validation is still drawn at random from the training speakers.
     """
     requested = name or "shd"
     check_dataset_name(requested)
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+    if split == "speaker":
+        test_speakers = DEFAULT_TEST_SPEAKERS if test_speakers is None else test_speakers
+        test_speakers = (test_speakers,) if isinstance(test_speakers, str) else tuple(test_speakers)
+    elif test_speakers:
+        raise ValueError("test_speakers is only used with split='speaker'")
+    else:
+        test_speakers = ()
     try:
         train, test = load_raw(requested, data_dir, synthetic)
         used = requested
@@ -100,6 +153,8 @@ def load_splits(name: str | None, data_dir=None, *, preprocessing: Preprocessing
         )
         train, test = load_raw("synthetic", data_dir, synthetic)
         used = "synthetic"
+    if split == "speaker":
+        train, test = speaker_split(train, test, test_speakers)
     subset_seed, split_seed = np.random.SeedSequence(seed).generate_state(2)
     train = train.subset(stratified_subset(train.labels, n_train, int(subset_seed)))
     test = test.subset(stratified_subset(test.labels, n_test, int(subset_seed)))
@@ -113,4 +168,6 @@ def load_splits(name: str | None, data_dir=None, *, preprocessing: Preprocessing
         dataset=used,
         requested=requested,
         preprocessing=preprocessing,
+        split=split,
+        test_speakers=test_speakers,
     )

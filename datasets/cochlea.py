@@ -161,23 +161,62 @@ def parse_name(path: Path) -> tuple[str, str, int]:
     return match["label"], match["speaker"], int(match["index"])
 
 
+class BadRecordingError(ValueError):
+    """Recordings that could not be read or converted; ``failures`` maps each file name to why."""
+
+    def __init__(self, failures: dict[str, str]):
+        self.failures = dict(failures)
+        super().__init__(f"{len(failures)} recording(s) could not be converted: "
+                         + "; ".join(f"{name} ({why})" for name, why in self.failures.items()))
+
+
 def _convert_one(args) -> tuple[np.ndarray, np.ndarray, float]:
     path, params = args
     audio, rate = read_wav(path)
+    if audio.size == 0:
+        raise ValueError("the wav file holds no samples")
     units, times = audio_to_spikes(audio, rate, params)
     return units, np.asarray(times / second), len(audio) / float(rate / Hz)
 
 
+def _try_convert(args):
+    """``(result, None)``, or ``(None, why)`` when the file cannot be read or converted."""
+    try:
+        return _convert_one(args), None
+    except Exception as error:  # a bad file fails in the wav reader or the filterbank, in many types
+        return None, f"{type(error).__name__}: {error}"
+
+
 def convert_files(paths: list[Path], params: CochleaParams, workers: int | None = None,
-                  progress: str | None = "cochlea") -> list[tuple[np.ndarray, np.ndarray, float]]:
-    """Convert recordings in parallel processes; (units, times in s, duration in s) per file."""
-    workers = workers or os.cpu_count() or 1
+                  progress: str | None = "cochlea", on_result=None) -> list[tuple[np.ndarray, np.ndarray, float]]:
+    """Convert recordings in parallel processes; (units, times in s, duration in s) per file.
+
+    Every file is tried even when some fail. ``on_result(index, result)`` is called in this process as
+    each converted file arrives, so that a caller can keep it (cache it) before a later file fails.
+    The files that failed end in one :class:`BadRecordingError` naming each and why, raised after all
+    files were tried.
+    """
     jobs = [(p, params) for p in paths]
-    if workers == 1:
-        return [_convert_one(j) for j in tqdm(jobs, desc=progress, disable=progress is None, unit="file")]
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        return list(tqdm(pool.map(_convert_one, jobs, chunksize=8), total=len(jobs), desc=progress,
-                         disable=progress is None, unit="file"))
+    workers = min(workers or os.cpu_count() or 1, max(len(jobs), 1))
+    results, failures = [], {}
+    with tqdm(total=len(jobs), desc=progress, disable=progress is None, unit="file") as bar:
+        pool = ProcessPoolExecutor(max_workers=workers) if workers > 1 else None
+        try:
+            outcomes = pool.map(_try_convert, jobs, chunksize=8) if pool else map(_try_convert, jobs)
+            for index, (result, why) in enumerate(outcomes):
+                bar.update()
+                if why is not None:
+                    failures[Path(paths[index]).name] = why
+                    continue
+                results.append(result)
+                if on_result is not None:
+                    on_result(index, result)
+        finally:
+            if pool:
+                pool.shutdown()
+    if failures:
+        raise BadRecordingError(failures)
+    return results
 
 
 def convert_folder(folder: str | os.PathLike, out: str | os.PathLike, params: CochleaParams = CochleaParams(),

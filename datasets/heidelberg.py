@@ -101,6 +101,16 @@ def _read_all(name: str, path: Path, dataset) -> list[SpikeSample]:
         ) from error
 
 
+def _speaker_names(path: Path) -> list[str] | None:
+    """Speaker names stored beside the speaker indices (``extra/speaker_names``, as the FSDD cache
+    writes them); None where the file has none (SHD and SSC themselves)."""
+    try:
+        with h5py.File(path, "r") as f:
+            return _class_names(f["extra/speaker_names"][:]) if "extra/speaker_names" in f else None
+    except OSError:
+        return None
+
+
 def _class_names(keys) -> list[str]:
     return [k.decode() if isinstance(k, bytes) else str(k) for k in np.asarray(keys).ravel()]
 
@@ -119,7 +129,8 @@ def load_heidelberg(name: str, data_dir: str | os.PathLike) -> tuple[SpikeDatase
             raise ValueError(f"not a Heidelberg dataset: {name!r}")
         path = Path(dataset.location_on_system) / dataset.data_filename
         samples = _read_all(name, path, dataset)
-        sets.append(SpikeDataset(name, samples, dataset.sensor_size[0], _class_names(dataset.classes)))
+        sets.append(SpikeDataset(name, samples, dataset.sensor_size[0], _class_names(dataset.classes),
+                                 speaker_names=_speaker_names(path)))
     n_classes = max(len(sets[0].class_names), 1 + max(s.label for s in sets[0].samples + sets[1].samples))
     for data in sets:
         if len(data.class_names) != n_classes:

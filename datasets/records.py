@@ -21,6 +21,7 @@ class SpikeDataset:
     n_channels: int  # number of input units
     class_names: list[str]
     duration: Quantity = const(1 * second)  # length each sample is cropped or padded to
+    speaker_names: list[str] | None = None  # name of each speaker index, where the files give them
 
     @property
     def n_classes(self) -> int:
@@ -122,6 +123,8 @@ class Splits:
     dataset: str  # the dataset actually used
     requested: str  # the dataset asked for (differs when the default fell back)
     preprocessing: Preprocessing = field(default_factory=Preprocessing)
+    split: str = "official"  # how train and test were separated: 'official' (the dataset's own) or 'speaker'
+    test_speakers: tuple[str, ...] = ()  # the speakers held out for test (split 'speaker'), by name
 
     @property
     def n_channels(self) -> int:
