@@ -37,6 +37,7 @@ from brian2 import second
 from datasets.cochlea import _NAME, BadRecordingError, CochleaParams, convert_files, parse_name
 from datasets.heidelberg import DatasetUnavailableError, load_heidelberg, write_shd_layout
 from datasets.records import SpikeDataset, SpikeSample
+from models.units import config_json
 
 FSDD_DIR_ENV = "FSDD_DIR"
 DIGITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
@@ -206,8 +207,6 @@ def find_or_download(data_dir, source: FSDDSource = PINNED) -> Path:
 
 
 def _params_key(params: CochleaParams) -> str:
-    from studies.common import config_json  # JSON of quantities with units
-
     return hashlib.sha256(config_json(params).encode()).hexdigest()[:16]
 
 

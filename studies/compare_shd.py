@@ -85,10 +85,18 @@ def rule_configs(config: CompareConfig, seed: int) -> dict[str, object]:
         names = leaves(spec.config)
         shared = {name: getattr(config, name) for name in SHARED if name in names}
         shared.update({f.name: getattr(config.lif, f.name) for f in dataclasses.fields(config.lif) if f.name in names})
-        run = dataclasses.replace(config.run, seed=seed, out=Path(config.run.out) / "runs")
+        run = dataclasses.replace(config.run, seed=seed, out=Path(config.run.out) / "runs", split=default_split(config))
         study = dataclasses.replace(spec.config(), run=run)
         out[rule] = apply(study, {**spec.compare_defaults, **shared, **per_rule[rule]})
     return out
+
+
+def default_split(config: CompareConfig) -> str:
+    """The split of the comparison: as asked, else speakers held out on FSDD (a speaker never heard
+    in training is what a user meets; SHD's own test set holds new speakers too), else official."""
+    if config.run.split is not None:
+        return config.run.split
+    return "speaker" if config.run.dataset == "fsdd" else "official"
 
 
 def _rule_assignments(items) -> dict[str, dict[str, str]]:
@@ -181,7 +189,9 @@ def compare(config: CompareConfig) -> xr.Dataset:
     combined = combine(runs, list(config.rules), seeds, n_steps)
     first = next(iter(runs.values()))
     combined.attrs.update({k: first.attrs[k] for k in ("dataset", "dataset_requested", "n_train", "n_val", "n_test",
-                                                       "n_channels", "n_classes", "git_commit", "package_versions")})
+                                                       "n_channels", "n_classes", "class_names", "split",
+                                                       "test_speakers", "git_commit", "package_versions")})
+    combined.attrs["Conventions"] = first.attrs.get("Conventions", "")
     combined.attrs.update(study="compare", device=config.device, lif=config_json(config.lif),
                           preprocessing=first.attrs["preprocessing"], command=" ".join(sys.argv),
                           config=config_json(config),

@@ -43,6 +43,8 @@ class RunConfig:
     data_dir: Path | None = None  # folder holding SHD/, SSC/, NTIDIGITS18/ (default $SNN_DATA_DIR or ./data); for fsdd the folder of wav recordings (default $FSDD_DIR)
     n_train: int | None = None  # training samples used, validation included (default: all)
     n_test: int | None = None  # test samples used (default: all)
+    split: str | None = dataclasses.field(default=None, metadata={"choices": ("official", "speaker")})  # how test samples are separated: the dataset's official split, or whole speakers held out ('speaker'); default official, except the comparison on FSDD, which holds out speakers
+    test_speakers: tuple[str, ...] = ()  # speakers held out for test with --split speaker (default: theo for FSDD)
     seed: int = 0  # seed of every random stream of the run
     out: Path = Path("results")  # folder for the results file, checkpoints and builds
     resume: bool = False  # continue from the checkpoints of an identical, interrupted run

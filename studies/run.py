@@ -72,8 +72,11 @@ class Run:
     # -- data
     def load_splits(self, preprocessing: Preprocessing) -> Splits:
         s = self.settings
+        if s.test_speakers and s.split != "speaker":
+            raise ValueError("--test-speakers goes with --split speaker")
         self.splits = load_splits(s.dataset, s.data_dir, preprocessing=preprocessing, n_train=s.n_train,
-                                  n_test=s.n_test, seed=s.seed)
+                                  n_test=s.n_test, seed=s.seed, split=s.split or "official",
+                                  test_speakers=tuple(s.test_speakers) or None)
         check_splits(self.splits)
         return self.splits
 

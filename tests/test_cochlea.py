@@ -84,6 +84,12 @@ def test_command_line_converts_a_folder(tmp_path):
 def test_missing_recordings_name_where_they_were_expected(tmp_path, monkeypatch):
     from datasets import DatasetUnavailableError
 
+    import datasets.fsdd
+
+    def offline(*args, **kwargs):
+        raise OSError("no network")
+
     monkeypatch.delenv("FSDD_DIR", raising=False)
+    monkeypatch.setattr(datasets.fsdd, "urlopen", offline)
     with pytest.raises(DatasetUnavailableError, match="FSDD recordings were not found"):
         load_fsdd(tmp_path)

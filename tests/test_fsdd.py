@@ -264,3 +264,20 @@ def test_speaker_ids_span_both_parts(tmp_path):
     splits = load_splits("shd", tmp_path, split="speaker", test_speakers="2")
     assert len(splits.test) == 6 and {s.speaker for s in splits.test.samples} == {2}
     assert len(splits.train) + len(splits.val) == 18
+
+
+def test_the_split_is_an_option_of_every_study_and_recorded_in_its_results(tmp_path):
+    import xarray as xr
+
+    from studies import counts_shd
+
+    parts = _fake_speaker_set(tmp_path / "data")
+    path = counts_shd.main(["--dataset", "shd", "--data-dir", str(tmp_path / "data"), "--split", "speaker",
+                            "--test-speakers", "lucas", "--n-bins", "1", "--out", str(tmp_path / "out")])
+    ds = xr.load_dataset(path)
+    assert ds.attrs["split"] == "speaker" and ds.attrs["test_speakers"] == "lucas"
+    lucas = sum(s.speaker == 1 for s in parts["train"] + parts["test"])
+    assert ds.attrs["n_test"] == lucas  # every sample of lucas, from both official parts
+    with pytest.raises(ValueError, match="--test-speakers goes with --split speaker"):
+        counts_shd.main(["--dataset", "shd", "--data-dir", str(tmp_path / "data"), "--test-speakers", "lucas",
+                         "--out", str(tmp_path / "out")])
