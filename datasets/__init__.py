@@ -12,9 +12,9 @@ from sklearn.model_selection import train_test_split
 from datasets.heidelberg import DatasetUnavailableError, load_heidelberg, load_ntidigits
 from datasets.records import (Preprocessing, SpikeDataset, SpikeSample, Splits, preprocess_dataset,
                               spike_counts, to_dense)
-from datasets.synthetic import SyntheticConfig, make_synthetic
+from datasets.synthetic_bursts import SyntheticConfig, make_synthetic
 
-DATASETS = ("shd", "ssc", "ntidigits", "fsdd", "synthetic")
+DATASETS = ("shd", "ssc", "ntidigits", "fsdd", "synthetic", "synthetic_bursts")
 #: Environment variable naming the folder that holds SHD/, SSC/, NTIDIGITS18/ (default ./data).
 DATA_DIR_ENV = "SNN_DATA_DIR"
 

@@ -6,7 +6,7 @@ import xarray as xr
 from brian2 import ms
 
 from datasets import Preprocessing, load_splits
-from datasets.synthetic import SyntheticConfig
+from datasets.synthetic_bursts import SyntheticConfig
 from learning_rules.lsm import Liquid, ReservoirParams, reservoir_connectivity
 from learning_rules.spike_time_readout import SpikeTimeOFRReadout, filtered_trains, orthogonal_forward_selection
 from models import devices

@@ -7,7 +7,7 @@ from brian2 import Network, NeuronGroup, defaultclock, mV, ms, second, volt
 
 from datasets import Preprocessing, load_splits
 from datasets.records import SpikeSample
-from datasets.synthetic import SyntheticConfig
+from datasets.synthetic_bursts import SyntheticConfig
 from models.inputs import chunk_capacity
 from learning_rules.stdp import PRESYNAPTIC_EXTRA, PRESYNAPTIC_RESET, STDPNetwork, STDPParams, stdp_synapses
 from models import devices
