@@ -142,6 +142,7 @@ def _samples(config: TimingConfig, labels: np.ndarray, assembly: np.ndarray, lat
     onsets = rng.uniform(0, duration, (n, config.n_assemblies, k))
     times = onsets[:, assembly] + latency[labels][:, :, None]
     times = np.mod(times + rng.normal(0, float(config.jitter), times.shape), duration)
+    times[times >= duration] = 0.0  # np.mod of a tiny negative number rounds up to the duration itself
     kept = rng.random(times.shape) >= config.dropout
     sample_of = np.broadcast_to(np.arange(n)[:, None, None], times.shape)[kept]
     units = np.broadcast_to(np.arange(n_channels)[None, :, None], times.shape)[kept]
