@@ -13,14 +13,16 @@ from sklearn.model_selection import train_test_split
 from datasets.heidelberg import DatasetUnavailableError, load_heidelberg, load_ntidigits
 from datasets.records import (Preprocessing, SpikeDataset, SpikeSample, Splits, preprocess_dataset,
                               spike_counts, to_dense)
-from datasets.synthetic import SyntheticConfig, make_synthetic
+from datasets.synthetic import TimingConfig, make_timing
+from datasets.synthetic_bursts import SyntheticConfig, make_synthetic
 
-DATASETS = ("shd", "ssc", "ntidigits", "fsdd", "synthetic")
+DATASETS = ("shd", "ssc", "ntidigits", "fsdd", "synthetic", "synthetic_bursts")
 #: Environment variable naming the folder that holds SHD/, SSC/, NTIDIGITS18/ (default ./data).
 DATA_DIR_ENV = "SNN_DATA_DIR"
 
 __all__ = ["DATASETS", "DatasetUnavailableError", "Preprocessing", "SpikeDataset", "SpikeSample",
-           "Splits", "default_data_dir", "load_raw", "load_splits", "spike_counts", "to_dense"]
+           "Splits", "SyntheticConfig", "TimingConfig", "default_data_dir", "load_raw", "load_splits",
+           "make_builtin", "spike_counts", "to_dense"]
 
 
 def default_data_dir() -> Path:
@@ -33,9 +35,32 @@ def check_dataset_name(name: str) -> str:
     return name
 
 
+def make_builtin(name: str, config: TimingConfig | SyntheticConfig | None = None
+                 ) -> tuple[SpikeDataset, SpikeDataset]:
+    """The (train, test) sets of a built-in set.
+
+    ``"synthetic"`` is the built-in set (and the fallback when SHD is missing): without ``config``
+    the timing set of :mod:`datasets.synthetic`; a given config picks its generator by its type, so
+    a :class:`SyntheticConfig` still gives the former burst set (which names its sets
+    ``"synthetic_bursts"``). ``"synthetic_bursts"`` is the burst set only.
+    """
+    if name not in ("synthetic", "synthetic_bursts"):
+        raise ValueError(f"{name!r} is not a built-in set")
+    if config is None:
+        config = TimingConfig() if name == "synthetic" else SyntheticConfig()
+    if isinstance(config, SyntheticConfig):
+        return make_synthetic(config)
+    if isinstance(config, TimingConfig) and name == "synthetic":
+        return make_timing(config)
+    raise TypeError(f"dataset {name!r} cannot be made from a {type(config).__name__}")
+
+
 def load_raw(name: str, data_dir: str | os.PathLike | None = None,
-             synthetic: SyntheticConfig | None = None) -> tuple[SpikeDataset, SpikeDataset]:
-    """The (train, test) sets of dataset ``name``, before preprocessing."""
+             synthetic: TimingConfig | SyntheticConfig | None = None) -> tuple[SpikeDataset, SpikeDataset]:
+    """The (train, test) sets of dataset ``name``, before preprocessing.
+
+    ``synthetic`` configures the built-in sets only; see :func:`make_builtin`.
+    """
     check_dataset_name(name)
     data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
     if name in ("shd", "ssc"):
@@ -46,7 +71,7 @@ def load_raw(name: str, data_dir: str | os.PathLike | None = None,
         from datasets.fsdd import load_fsdd
 
         return load_fsdd(data_dir)
-    return make_synthetic(synthetic or SyntheticConfig())
+    return make_builtin(name, synthetic)
 
 
 def stratified_subset(labels: np.ndarray, n: int | None, seed: int) -> np.ndarray:
@@ -114,7 +139,7 @@ def speaker_split(train: SpikeDataset, test: SpikeDataset,
 
 def load_splits(name: str | None, data_dir=None, *, preprocessing: Preprocessing = Preprocessing(),
                 n_train: int | None = None, n_test: int | None = None, val_fraction: float = 0.1,
-                seed: int = 0, synthetic: SyntheticConfig | None = None, split: str = "official",
+                seed: int = 0, synthetic: TimingConfig | SyntheticConfig | None = None, split: str = "official",
                 test_speakers: str | tuple[str, ...] | None = None) -> Splits:
     """Load, subset, split and preprocess a dataset.
 

@@ -1,19 +1,55 @@
-"""The built-in synthetic set: spike timing carries the class, spike counts do not.
+"""The built-in synthetic set: the class lives in millisecond-scale synchrony, not in spike counts.
 
-After the random-manifold tasks of Zenke & Vogels (2021, Neural Computation 33:899, "The
-remarkable robustness of surrogate gradient learning", section 2.3): every class is a smooth random
-map from a low-dimensional manifold coordinate ``x`` to one firing time per channel,
+Groups of channels that fire together again and again, at unpredictable moments and in noise,
+either in millisecond synchrony or as a fixed spread-out latency pattern: the spatio-temporal
+spike-pattern tasks of the Tempotron (Gütig & Sompolinsky 2006, Nature Neuroscience 9:420),
+polychronous groups (Izhikevich 2006, Neural Computation 18:245) and synchrony codes, in the shape
+of the timing tasks of Zenke & Vogels (2021, Neural Computation 33:899). Cramer et al. (2020, IEEE
+TNNLS 33:2744) show that SHD needs spike timing; this set asks for it at the millisecond scale and
+takes away everything a count can use.
 
-.. math:: t_{c,i}(x) = t_0 + (T - 2 t_0)\\,\\frac{1}{d}\\sum_{j=1}^{d} f_{c,i,j}(x_j),
+**Assemblies.** The :math:`N` channels are split once, at random and for every class alike, into
+:math:`M = \lceil N / G \rceil` assemblies of :math:`G` channels (``group_size``); :math:`a(i)` is
+the assembly of channel :math:`i`.
 
-where each :math:`f_{c,i,j}` is a random Fourier series with amplitudes falling as
-:math:`k^{-\\alpha}`, rescaled to [0, 1]. A sample draws ``x`` uniformly, and each channel fires a
-burst of Poisson(``spikes_per_burst``) spikes jittered around its time, plus background Poisson
-noise. The number of spikes per channel does not depend on the class, so a readout of spike
-counts alone sits near chance while a readout that sees timing does far better.
+**Classes.** Class :math:`c` is a binary code :math:`s_{c,m}`: assembly :math:`m` is *synchronous*
+in class :math:`c` (:math:`s_{c,m} = 1`) or *spread*. Every assembly is synchronous in half of the
+classes (codes are distinct). Channel :math:`i` has the latency
 
-Departures from the paper: bursts instead of single spikes (SHD-like spike density, about
-``n_channels * spikes_per_burst`` spikes per sample) and background noise.
+.. math:: \ell_{c,i} = 0 \ \text{if } s_{c,a(i)} = 1, \qquad
+          \ell_{c,i} \sim U[0, \Delta) \ \text{(fixed per class and channel) otherwise},
+
+with :math:`\Delta` the ``spread``.
+
+**Samples.** A sample of class :math:`c` replays every assembly :math:`K` times (``occurrences``),
+occurrence :math:`k` of assembly :math:`m` starting at an onset :math:`o_{m,k} \sim U[0, T)` drawn
+afresh for every sample. Channel :math:`i` fires at
+
+.. math:: t_{i,k} = \big(o_{a(i),k} + \ell_{c,i} + \epsilon_{i,k}\big) \bmod T,
+          \qquad \epsilon_{i,k} \sim \mathcal N(0, \sigma^2) \ (\text{jitter}),
+
+each such spike being dropped with probability :math:`p` (``dropout``), plus background Poisson
+spikes at rate :math:`\nu` (``noise_rate``) on every channel, uniform over :math:`[0, T)`.
+
+**What a count can see.** The number of spikes of channel :math:`i` is
+:math:`\mathrm{Binomial}(K, 1 - p) + \mathrm{Poisson}(\nu T)`, the same for every class. Because
+the onsets are uniform on the circle :math:`[0, T)` (a volley that runs past :math:`T` wraps to the
+start), every spike time is uniform on :math:`[0, T)` whatever the class, so the class-conditional
+mean of every time-binned count is the same for all classes too. Which channels fire together is
+the same in every class; only whether they do so within :math:`\sigma` or spread over
+:math:`\Delta` differs, so count covariances differ between classes only in bins not much longer
+than :math:`\Delta`. A LIF neuron with a 5 ms synaptic and 20 ms membrane time constant sees a
+synchronous volley of :math:`G(1-p)` spikes as one large jump of its potential and a spread volley
+as a slow, smaller rise.
+
+Departures from the papers: many assemblies and a binary synchrony code per class rather than one
+pattern per class, so that counts are balanced by construction; onsets wrap around the sample so
+that absolute time carries nothing.
+
+Defaults give SHD's shape (700 channels, 20 classes, 1 s) and about
+:math:`N(K(1-p) + \nu T) \approx 4500` spikes per sample. The difficulty is set by
+``group_size``, ``occurrences``, ``spread``, ``jitter``, ``dropout`` and ``noise_rate``; the
+measured controls and baseline are in ``MEASURED_SYNTHETIC.md``.
 """
 
 from __future__ import annotations
@@ -21,85 +57,106 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from brian2 import Quantity, ms, second
+from brian2 import Hz, Quantity, ms, second
 
 from datasets.records import SpikeDataset, SpikeSample
 from models.units import check_quantity, const
 
 
 @dataclass(frozen=True)
-class SyntheticConfig:
+class TimingConfig:
     """Shape and difficulty of the built-in set (SHD's shape by default)."""
 
-    n_channels: int = 700  # input units
+    n_channels: int = 700  # N: input units
     n_classes: int = 20  # classes
     n_train: int = 2000  # training samples (validation is carved out of these)
     n_test: int = 500  # test samples
-    duration: Quantity = const(1 * second)  # sample length
-    manifold_dim: int = 1  # dimension d of each class manifold
-    n_harmonics: int = 3  # Fourier terms per map
-    smoothness: float = 1.0  # alpha: amplitude of harmonic k falls as k**-alpha
-    spikes_per_burst: float = 6.0  # mean spikes per channel per sample
-    jitter: Quantity = const(8 * ms)  # standard deviation of spike times around the burst time
-    noise_rate: Quantity = const(1.0 / second)  # background Poisson rate per channel
-    margin: Quantity = const(50 * ms)  # t_0: bursts lie in [t_0, T - t_0]
-    seed: int = 42  # seed of the class maps and of the samples
+    duration: Quantity = const(1 * second)  # T: sample length; onsets wrap around it
+    group_size: int = 35  # G: channels per assembly (the coincidence a detector sees)
+    occurrences: int = 5  # K: times every assembly fires in one sample
+    spread: Quantity = const(30 * ms)  # Delta: latencies of a spread assembly are uniform in [0, spread)
+    jitter: Quantity = const(1 * ms)  # sigma: standard deviation of each assembly spike around its latency
+    dropout: float = 0.1  # p: probability that an assembly spike is missing
+    noise_rate: Quantity = const(2 * Hz)  # nu: background Poisson rate per channel, the same for every class
+    seed: int = 42  # seed of the assemblies, the class codes and the samples
 
     def __post_init__(self):
-        for name in ("duration", "jitter", "margin"):
-            check_quantity(name, getattr(self, name), second, positive=name != "margin")
-        check_quantity("noise_rate", self.noise_rate, 1 / second)
-        if 2 * float(self.margin) >= float(self.duration):
-            raise ValueError("margin must be less than half the duration")
-        for name in ("n_channels", "n_classes", "manifold_dim", "n_harmonics"):
+        check_quantity("duration", self.duration, second, positive=True)
+        check_quantity("spread", self.spread, second)
+        check_quantity("jitter", self.jitter, second)
+        check_quantity("noise_rate", self.noise_rate, Hz)
+        for name in ("n_channels", "n_classes", "group_size", "occurrences"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
+        if self.n_train < 0 or self.n_test < 0:
+            raise ValueError("n_train and n_test must not be negative")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout must lie in [0, 1), got {self.dropout}")
+        if float(self.spread) >= float(self.duration):
+            raise ValueError("spread must be shorter than the duration")
+        if self.n_classes > 1 and 2 ** self.n_assemblies < self.n_classes:
+            raise ValueError("too few assemblies to give every class its own synchrony code")
+
+    @property
+    def n_assemblies(self) -> int:
+        """M: assemblies."""
+        return -(-self.n_channels // self.group_size)
 
 
-def _class_maps(config: SyntheticConfig, rng: np.random.Generator):
-    """Fourier coefficients of every map and the constants that rescale each to [0, 1]."""
-    shape = (config.n_classes, config.n_channels, config.manifold_dim, config.n_harmonics)
-    harmonics = np.arange(1, config.n_harmonics + 1)
-    amplitude = rng.standard_normal(shape) * harmonics ** -config.smoothness
-    phase = rng.uniform(0, 2 * np.pi, shape)
-    grid = np.linspace(0, 1, 256)
-    values = _evaluate(amplitude, phase, grid[:, None, None, None, None])  # (grid, class, channel, dim)
-    low, high = values.min(axis=0), values.max(axis=0)
-    return amplitude, phase, low, high
+def class_codes(config: TimingConfig, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(assembly, synchronous, latency)``: a(i) per channel, s_{c,m} and l_{c,i} in seconds."""
+    assembly = np.argsort(rng.random(config.n_channels)) // config.group_size  # random blocks of G
+    n_classes, n_assemblies = config.n_classes, config.n_assemblies
+    for _ in range(1000):  # each column balanced: synchronous in half of the classes
+        ranks = np.argsort(rng.random((n_assemblies, n_classes)), axis=1).T
+        synchronous = ranks < n_classes // 2 + rng.integers(0, 2, n_assemblies) * (n_classes % 2)
+        if len(np.unique(synchronous, axis=0)) == n_classes:
+            break
+    else:
+        raise ValueError("could not draw distinct synchrony codes; use more assemblies")
+    spread = rng.uniform(0, float(config.spread), (n_classes, config.n_channels))
+    latency = np.where(synchronous[:, assembly], 0.0, spread)
+    return assembly.astype(np.int64), synchronous, latency
 
 
-def _evaluate(amplitude, phase, x):
-    harmonics = np.arange(1, amplitude.shape[-1] + 1)
-    return np.sum(amplitude * np.sin(2 * np.pi * harmonics * x + phase), axis=-1)
-
-
-def make_synthetic(config: SyntheticConfig = SyntheticConfig()) -> tuple[SpikeDataset, SpikeDataset]:
+def make_timing(config: TimingConfig = TimingConfig()) -> tuple[SpikeDataset, SpikeDataset]:
     """The (train, test) pair; the same config always gives the same spikes."""
-    maps_seed, train_seed, test_seed = np.random.SeedSequence(config.seed).spawn(3)
-    amplitude, phase, low, high = _class_maps(config, np.random.default_rng(maps_seed))
+    code_seed, train_seed, test_seed = np.random.SeedSequence(config.seed).spawn(3)
+    assembly, _, latency = class_codes(config, np.random.default_rng(code_seed))
     names = [f"class {c}" for c in range(config.n_classes)]
     sets = []
     for n, seed in ((config.n_train, train_seed), (config.n_test, test_seed)):
         rng = np.random.default_rng(seed)
         labels = np.arange(n) % config.n_classes
         rng.shuffle(labels)
-        samples = [_sample(config, int(label), amplitude, phase, low, high, rng) for label in labels]
+        samples = _samples(config, labels, assembly, latency, rng)
         sets.append(SpikeDataset("synthetic", samples, config.n_channels, names, config.duration))
     return sets[0], sets[1]
 
 
-def _sample(config, label, amplitude, phase, low, high, rng) -> SpikeSample:
-    x = rng.uniform(0, 1, config.manifold_dim)
-    raw = _evaluate(amplitude[label], phase[label], x[None, :, None])  # (channel, dim)
-    scaled = np.mean((raw - low[label]) / (high[label] - low[label]), axis=-1)
-    duration, margin = float(config.duration), float(config.margin)
-    centre = margin + (duration - 2 * margin) * scaled
-    counts = rng.poisson(config.spikes_per_burst, config.n_channels)
-    units = np.repeat(np.arange(config.n_channels), counts)
-    times = centre[units] + rng.normal(0, float(config.jitter), units.size)
-    n_noise = rng.poisson(float(config.noise_rate) * duration * config.n_channels)
-    units = np.concatenate([units, rng.integers(0, config.n_channels, n_noise)])
-    times = np.concatenate([times, rng.uniform(0, duration, n_noise)])
-    keep = (times >= 0) & (times < duration)
-    order = np.argsort(times[keep], kind="stable")
-    return SpikeSample(units=units[keep][order], times=times[keep][order] * second, label=label)
+def _samples(config: TimingConfig, labels: np.ndarray, assembly: np.ndarray, latency: np.ndarray,
+             rng: np.random.Generator) -> list[SpikeSample]:
+    """All samples of one split at once: assembly spikes as ``(sample, channel, occurrence)`` arrays."""
+    n, n_channels, k = len(labels), config.n_channels, config.occurrences
+    duration = float(config.duration)
+    onsets = rng.uniform(0, duration, (n, config.n_assemblies, k))
+    times = onsets[:, assembly] + latency[labels][:, :, None]
+    times = np.mod(times + rng.normal(0, float(config.jitter), times.shape), duration)
+    times[times >= duration] = 0.0  # np.mod of a tiny negative number rounds up to the duration itself
+    kept = rng.random(times.shape) >= config.dropout
+    sample_of = np.broadcast_to(np.arange(n)[:, None, None], times.shape)[kept]
+    units = np.broadcast_to(np.arange(n_channels)[None, :, None], times.shape)[kept]
+    times = times[kept]
+
+    n_noise = rng.poisson(float(config.noise_rate) * duration * n_channels, n)
+    sample_of = np.concatenate([sample_of, np.repeat(np.arange(n), n_noise)])
+    units = np.concatenate([units, rng.integers(0, n_channels, n_noise.sum())])
+    times = np.concatenate([times, rng.uniform(0, duration, n_noise.sum())])
+
+    # One float key sorts by sample, then time: much faster than a lexsort over millions of spikes.
+    order = np.argsort(sample_of * (2.0 * duration) + times, kind="stable")
+    bounds = np.cumsum(np.bincount(sample_of, minlength=n))[:-1]
+    unit_parts = np.split(units[order], bounds)
+    time_parts = np.split(times[order], bounds)
+    return [SpikeSample(units=u.astype(np.int64), times=t * second, label=int(label))
+            for u, t, label in zip(unit_parts, time_parts, labels)]

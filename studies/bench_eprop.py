@@ -30,7 +30,7 @@ from brian2 import ms, second
 
 from datasets import Preprocessing, to_dense
 from datasets.records import preprocess
-from datasets.synthetic import SyntheticConfig, make_synthetic
+from datasets.synthetic_bursts import SyntheticConfig, make_synthetic
 from learning_rules.eprop import EPropNetwork, EPropParams
 from models.engine.inputs import chunk_capacity
 from models import files

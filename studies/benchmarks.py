@@ -47,7 +47,7 @@ def brian2_parser(description: str, *, n_neurons: int, n_samples: int, chunk_siz
 def shd_like_samples(n: int, dt, seed: int = 7) -> list:
     """``n`` built-in samples at SHD's density (700 channels, about 8,000 spikes per 1 s), on the ``dt`` grid."""
     from datasets.records import Preprocessing, preprocess
-    from datasets.synthetic import SyntheticConfig, make_synthetic
+    from datasets.synthetic_bursts import SyntheticConfig, make_synthetic
 
     # 700 channels x 10.4 spikes per burst + 1 Hz noise: about 8,000 spikes per 1 s sample.
     train, _ = make_synthetic(SyntheticConfig(n_train=n, n_test=1, spikes_per_burst=10.4, seed=seed))

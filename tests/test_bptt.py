@@ -7,7 +7,7 @@ import xarray as xr
 from brian2 import ms
 
 from datasets import Preprocessing, load_splits, to_dense
-from datasets.synthetic import SyntheticConfig
+from datasets.synthetic_bursts import SyntheticConfig
 from learning_rules.bptt import BPTTClassifier, BPTTParams
 from models.lif import LIFParams
 from models.lif_torch import run_lif

@@ -10,7 +10,7 @@ from datasets import (DatasetUnavailableError, Preprocessing, SpikeSample, load_
                       to_dense)
 from datasets.heidelberg import write_shd_layout
 from datasets.records import merge_same_step, preprocess
-from datasets.synthetic import SyntheticConfig, make_synthetic
+from datasets.synthetic_bursts import SyntheticConfig, make_synthetic
 
 
 def _fake_samples(n, n_units=700, n_classes=4, seed=0):

@@ -8,7 +8,7 @@ from brian2 import mV, ms, second
 
 from datasets import Preprocessing, load_splits, to_dense
 from datasets.records import SpikeSample, preprocess
-from datasets.synthetic import SyntheticConfig
+from datasets.synthetic_bursts import SyntheticConfig
 from learning_rules.eprop import EPropNetwork, EPropParams
 from models.engine import devices
 from models.engine.inputs import chunk_capacity

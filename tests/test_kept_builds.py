@@ -7,7 +7,7 @@ import pytest
 from brian2 import Hz, mV, ms
 
 from datasets import Preprocessing, load_splits
-from datasets.synthetic import SyntheticConfig
+from datasets.synthetic_bursts import SyntheticConfig
 from learning_rules.eprop import EPropNetwork, EPropParams
 from learning_rules.lsm import Liquid, ReservoirParams
 from learning_rules.stdp import STDPNetwork, STDPParams

@@ -6,7 +6,7 @@ import xarray as xr
 from brian2 import ms
 
 from datasets import Preprocessing, load_splits
-from datasets.synthetic import SyntheticConfig
+from datasets.synthetic_bursts import SyntheticConfig
 from learning_rules.lsm import Liquid, ReservoirParams, reservoir_connectivity
 from learning_rules.spike_time_readout import SpikeTimeOFRReadout, filtered_trains, orthogonal_forward_selection
 from models.engine import devices
@@ -104,7 +104,7 @@ def test_spike_time_readout_picks_the_neuron_whose_timing_holds_the_class():
 def test_study_beats_chance_and_chooses_without_the_test_set(tmp_path):
     from studies import lsm_shd
 
-    base = ["--dataset", "synthetic", "--n-train", "200", "--n-neurons", "200", "--chunk-size", "50"]
+    base = ["--dataset", "synthetic_bursts", "--n-train", "200", "--n-neurons", "200", "--chunk-size", "50"]
     a = xr.load_dataset(lsm_shd.main(base + ["--n-test", "80", "--out", str(tmp_path / "a")]))
     b = xr.load_dataset(lsm_shd.main(base + ["--n-test", "40", "--out", str(tmp_path / "b")]))
     assert a.test_accuracy > 2.5 / 20 and a.test_accuracy_spike_time > 2.5 / 20

@@ -7,7 +7,7 @@ from brian2 import Network, NeuronGroup, defaultclock, mV, ms, second, volt
 
 from datasets import Preprocessing, load_splits
 from datasets.records import SpikeSample
-from datasets.synthetic import SyntheticConfig
+from datasets.synthetic_bursts import SyntheticConfig
 from models.engine.inputs import chunk_capacity
 from learning_rules.stdp import PRESYNAPTIC_EXTRA, PRESYNAPTIC_RESET, STDPNetwork, STDPParams, stdp_synapses
 from models.engine import devices
@@ -112,12 +112,12 @@ def test_runtime_and_cpp_standalone_learn_the_same_weights(tmp_path):
 def test_study_beats_chance_and_resumes_identically(tmp_path, monkeypatch):
     from studies import stdp_shd
 
-    argv = ["--dataset", "synthetic", "--n-train", "300", "--n-test", "100", "--epochs", "2", "--n-neurons", "60",
+    argv = ["--dataset", "synthetic_bursts", "--n-train", "300", "--n-test", "100", "--epochs", "2", "--n-neurons", "60",
             "--chunk-size", "50"]
     path = stdp_shd.main(argv + ["--out", str(tmp_path / "a")])
     whole = xr.load_dataset(path)
     assert whole.test_accuracy > 2.5 / 20, "STDP + readout should beat chance (0.05) clearly"
-    assert whole.attrs["dataset"] == "synthetic" and whole.sizes["epoch"] == 2
+    assert whole.attrs["dataset"] == "synthetic_bursts" and whole.sizes["epoch"] == 2
 
     calls = {"n": 0}
     original = STDPNetwork.run_chunk
