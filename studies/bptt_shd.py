@@ -36,6 +36,7 @@ class BPTTStudyConfig:
     input: Preprocessing = dataclasses.field(default_factory=lambda: Preprocessing(dt=10 * ms))  # time step (inputs binned to it), duration, pooling
     torch_device: str = dataclasses.field(default="cpu", metadata={"choices": ("cpu", "cuda")})  # PyTorch device
     epochs: int = 10  # training epochs
+    max_train_seconds: float | None = None  # stop after the epoch that passes this training wall time (it is scored); none: no cap
     params: BPTTParams = dataclasses.field(default_factory=BPTTParams)  # network and training constants
 
 
@@ -60,7 +61,10 @@ def run(config: BPTTStudyConfig, cache=None) -> xr.Dataset:
     else:
         clf.initialize(classes)
 
-    while clf.epochs_done_ < config.epochs:
+    def over_budget() -> bool:
+        return config.max_train_seconds is not None and sum(history["epoch_seconds"]) >= config.max_train_seconds
+
+    while clf.epochs_done_ < config.epochs and not over_budget():
         t_epoch = time.perf_counter()
         clf.partial_fit(splits.train.samples, y_train)
         loss, train_acc = clf.loss_, clf.train_accuracy_

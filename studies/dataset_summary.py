@@ -12,6 +12,7 @@ cochlea pipeline) the same statistics are computed for it too.
 from __future__ import annotations
 
 import dataclasses
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +36,8 @@ class SummaryConfig:
     run: RunConfig = dataclasses.field(default_factory=RunConfig)  # data, seed, files
     duration: Quantity = const(1 * second)  # samples cropped to this length
     reference: Path | None = None  # SHD-layout file to compare with
+    controls: bool = True  # measure what spike counts alone tell: total counts, and the best time-binned counts
+    bptt_seconds: float = 600.0  # training wall time of the BPTT baseline at 1 ms steps, the timing control (0: skip it)
 
 
 def _statistics(units_list, times_list, n_channels):
@@ -47,6 +50,52 @@ def _statistics(units_list, times_list, n_channels):
     spans = np.array([(t.max() - t.min()) if len(t) > 1 else np.nan for t in times_list])
     rate = counts / len(units_list) / np.nanmean(spans)
     return spikes, rate, np.array(active, dtype=float)
+
+
+def _count_controls(splits, config: SummaryConfig) -> dict:
+    """Ridge readouts of the input's spike counts, chosen on validation and tested once: total counts
+    per channel, and the best number of equal time bins (1 up to 5 ms bins)."""
+    from learning_rules.count_control import N_BINS_OPTIONS, fit_count_control
+
+    sets = (splits.train, splits.val)
+    options = [n for n in N_BINS_OPTIONS if float(config.duration / n) >= 0.005 - 1e-12]
+    total = fit_count_control(sets[0].samples, sets[0].labels, sets[1].samples, sets[1].labels, splits.n_channels,
+                              config.duration, n_bins_options=(1,))
+    binned = fit_count_control(sets[0].samples, sets[0].labels, sets[1].samples, sets[1].labels, splits.n_channels,
+                               config.duration, n_bins_options=options)
+    test = splits.test
+    return {
+        "control_total_counts_accuracy": results.scalar(total.model.score(test.samples, test.labels), "1",
+                                                        "test accuracy, ridge readout of total spike counts per channel"),
+        "control_binned_counts_accuracy": results.scalar(
+            binned.model.score(test.samples, test.labels), "1",
+            "test accuracy, ridge readout of time-binned spike counts (bins and penalty chosen on validation)"),
+        "control_binned_counts_bins": results.scalar(int(binned.n_bins), "1", "time bins chosen on validation"),
+        "control_binned_counts_val_accuracy": (
+            "count_bins", binned.val_accuracy.max(axis=1),
+            {"units": "1", "long_name": "validation accuracy of the binned-count readout (best penalty)"}),
+    }
+
+
+def _bptt_control(config: SummaryConfig) -> dict:
+    """The BPTT baseline with its untuned defaults at 1 ms steps, trained for at most
+    ``bptt_seconds``, the epoch chosen on validation, tested once: what a network that sees timing gets."""
+    from studies import bptt_shd
+    from studies.run import discard_checkpoints
+
+    out = Path(config.run.out) / "summary_bptt"
+    study = bptt_shd.BPTTStudyConfig(run=dataclasses.replace(config.run, out=out, resume=False),
+                                     input=Preprocessing(duration=config.duration, dt=1 * ms), epochs=10_000,
+                                     max_train_seconds=config.bptt_seconds)
+    ds = bptt_shd.run(study)
+    discard_checkpoints(ds, out)
+    shutil.rmtree(out, ignore_errors=True)  # it held only this control's checkpoints and builds
+    return {
+        "control_bptt_accuracy": results.scalar(float(ds.test_accuracy), "1",
+                                                "test accuracy, BPTT baseline at 1 ms steps (untuned defaults)"),
+        "control_bptt_epochs": results.scalar(int(ds.sizes["epoch"]), "1", "epochs the BPTT baseline trained"),
+        "control_bptt_train_seconds": results.scalar(float(ds.train_seconds), "s", "its training wall time"),
+    }
 
 
 def run(config: SummaryConfig) -> xr.Dataset:
@@ -95,8 +144,17 @@ def run(config: SummaryConfig) -> xr.Dataset:
             "reference_channel_rate": ("channel", ref_rate,
                                        {"units": "Hz", "long_name": "mean firing rate per channel, reference pipeline"}),
         })
+    if config.controls:
+        data.update(_count_controls(splits, config))
+    if config.bptt_seconds > 0:
+        data.update(_bptt_control(config))
     data["wall_seconds"] = results.scalar(job.elapsed, "s", "wall time (conversion included)")
-    ds = xr.Dataset(data, coords={"time_bins": [1, 4], "channel": np.arange(n_ch)})
+    coords = {"time_bins": [1, 4], "channel": np.arange(n_ch)}
+    if config.controls:
+        from learning_rules.count_control import N_BINS_OPTIONS
+
+        coords["count_bins"] = [n for n in N_BINS_OPTIONS if float(config.duration / n) >= 0.005 - 1e-12]
+    ds = xr.Dataset(data, coords=coords)
     ds.attrs.update(summary="dataset", class_names=list(splits.train.class_names),
                     reference=str(config.reference) if config.reference else "")
     return job.finish(ds, device="none")
@@ -112,6 +170,11 @@ def main(argv=None) -> Path:
              f"{np.median(ds.reference_active_channels):.0f})" if "reference_spikes_per_sample" in ds else ""))
     print(f"logistic readout on spike counts: {float(ds.count_readout_accuracy[0]):.3f} (1 bin), "
           f"{float(ds.count_readout_accuracy[1]):.3f} (4 bins); chance {1 / ds.attrs['n_classes']:.3f}")
+    if "control_binned_counts_accuracy" in ds:
+        print(f"count controls (test): total counts {float(ds.control_total_counts_accuracy):.3f}, best binned counts "
+              f"{float(ds.control_binned_counts_accuracy):.3f} ({int(ds.control_binned_counts_bins)} bins)")
+    if "control_bptt_accuracy" in ds:
+        print(f"BPTT baseline at 1 ms ({int(ds.control_bptt_epochs)} epochs): {float(ds.control_bptt_accuracy):.3f}")
     print(f"results: {path}")
     return path
 

@@ -175,3 +175,18 @@ def test_full_default_set_is_made_within_ten_seconds():
     elapsed = time.perf_counter() - start
     assert len(train) == 2000 and len(test) == 500
     assert elapsed < 10.0, f"generating the default set took {elapsed:.1f} s"
+
+
+def test_the_dataset_summary_measures_the_controls(tmp_path):
+    import xarray as xr
+
+    from studies import dataset_summary
+
+    path = dataset_summary.main(["--dataset", "synthetic", "--n-train", "200", "--n-test", "60",
+                                 "--bptt-seconds", "2", "--out", str(tmp_path)])
+    ds = xr.load_dataset(path)
+    for name in ("control_total_counts_accuracy", "control_binned_counts_accuracy", "control_bptt_accuracy"):
+        assert 0 <= float(ds[name]) <= 1, name
+    assert int(ds.control_binned_counts_bins) in ds.count_bins.values and ds.count_bins.values.max() == 200
+    assert int(ds.control_bptt_epochs) >= 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["summary_synthetic.nc"], "nothing else left behind"
