@@ -63,34 +63,24 @@ def scalar(value, units: str, long_name: str):
     return ((), number, {"units": units, "long_name": long_name})
 
 
-#: What each coordinate means, attached to every coordinate a results file has.
-COORDINATES = {
-    "epoch": ("1", "training epoch (1-based)"),
-    "test_sample": ("1", "index of the test sample"),
-    "true_class": ("1", "class of the sample"),
-    "predicted_class": ("1", "class predicted"),
-    "time_bin": ("1", "time bin within the sample"),
-    "neuron": ("1", "neuron index"),
-    "input": ("1", "input channel"),
-    "rank": ("1", "rank in the order of selection"),
-    "n_selected": ("1", "neurons selected by the readout"),
-    "rule": ("", "learning rule"),
-    "seed": ("1", "seed of the run"),
-    "channel": ("1", "input channel"),
-    "time_bins": ("1", "time bins of the count features"),
-    "workers": ("1", "worker processes"),
-    "implementation": ("", "implementation timed"),
-    "sequence_steps": ("1", "time steps per sample"),
-}
+#: What each coordinate means (counts and indices, units "1", except the named ones).
+COORDINATES = dict(
+    epoch="training epoch (1-based)", test_sample="index of the test sample", true_class="class of the sample",
+    predicted_class="class predicted", time_bin="time bin within the sample", neuron="neuron index",
+    input="input channel", rank="rank in the order of selection", n_selected="neurons selected by the readout",
+    rule="learning rule", seed="seed of the run", channel="input channel", time_bins="time bins of the count features",
+    count_bins="time bins of the count features", workers="worker processes", implementation="implementation timed",
+    sequence_steps="time steps per sample",
+)
+NAMED = ("rule", "implementation")
 
 
 def label_coordinates(ds: xr.Dataset) -> xr.Dataset:
     """Give every coordinate its ``units`` and ``long_name`` (those it lacks)."""
     for name in ds.coords:
-        units, long_name = COORDINATES.get(name, ("", name.replace("_", " ")))
-        ds[name].attrs.setdefault("long_name", long_name)
-        if units:
-            ds[name].attrs.setdefault("units", units)
+        ds[name].attrs.setdefault("long_name", COORDINATES.get(name, name.replace("_", " ")))
+        if name not in NAMED and ds[name].dtype.kind in "iuf":
+            ds[name].attrs.setdefault("units", "1")
     return ds
 
 

@@ -58,7 +58,7 @@ def test_killed_scan_resumes_to_the_uninterrupted_result(tmp_path):
     (["--param", "seed=1,2"], "run setting"),
     (["--param", "tau_mem=10mV"], "wrong units"),
     (["--param", "tau_mem=-3ms"], "positive"),
-    (["--param", "tau_mem=ten"], "cannot read"),
+    (["--param", "tau_mem=ten"], "unknown unit .ten."),
     (["--param", "n_hidden=1.5"], "whole number"),
 ])
 def test_bad_names_values_and_units_give_clear_errors(tmp_path, argv, message):
