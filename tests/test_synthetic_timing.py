@@ -185,8 +185,9 @@ def test_the_dataset_summary_measures_the_controls(tmp_path):
     path = dataset_summary.main(["--dataset", "synthetic", "--n-train", "200", "--n-test", "60",
                                  "--bptt-seconds", "2", "--out", str(tmp_path)])
     ds = xr.load_dataset(path)
-    for name in ("control_total_counts_accuracy", "control_binned_counts_accuracy", "control_bptt_accuracy"):
-        assert 0 <= float(ds[name]) <= 1, name
+    # counts alone stay near chance (0.05) on the timing set, as its bounds demand
+    assert float(ds.control_total_counts_accuracy) <= 0.15
+    assert float(ds.control_binned_counts_accuracy) <= 0.35
     assert int(ds.control_binned_counts_bins) in ds.count_bins.values and ds.count_bins.values.max() == 200
     assert int(ds.control_bptt_epochs) >= 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["summary_synthetic.nc"], "nothing else left behind"
