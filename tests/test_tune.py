@@ -100,6 +100,10 @@ def test_a_search_records_failures_prunes_and_writes_a_usable_best_configuration
     config = config_from_args(CurveConfig, args)
     assert config.epochs == 3 and config.params.rate == pytest.approx(float(best["params"]["rate"]))
     assert ds.importance.dims == ("parameter",) and set(ds.parameter.values) == set(SPACE)
+    from analysis.figures import draw
+
+    drawn = {f.name for f in draw(path, tmp_path / "figures")}
+    assert drawn == {"tune_curve_optimization_history.png", "tune_curve_param_importances.png"}
 
 
 def test_one_pruner_stops_trials_below_the_median(tmp_path):
