@@ -125,7 +125,8 @@ def run(config: EPropStudyConfig, cache: BuildCache | None = None) -> xr.Dataset
         binary_mib = net.compiled.peak_binary_memory
 
     predicted = test["logits"].argmax(axis=1)
-    n_params = sum(v.size for k, v in net.state_.items() if k.startswith("w_"))
+    trained = ("w_",) if p.train_hidden else ("w_out",)
+    n_params = sum(v.size for k, v in net.state_.items() if k.startswith(trained))
     train_time = float(np.sum(history["epoch_seconds"]))
     ds = xr.Dataset(
         {
