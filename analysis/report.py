@@ -15,7 +15,7 @@ import numpy as np
 import xarray as xr
 
 from analysis.figures import draw
-from analysis.stats import mean_ci
+from analysis.stats import binomial_interval, holm, mean_ci, paired_over_samples, paired_over_seeds
 
 #: Each rule's update, as the code implements it (see the docstrings in learning_rules/).
 METHODS = {
@@ -63,8 +63,8 @@ def compare_section(ds: xr.Dataset, figures: list[Path], out: Path) -> list[str]
                  "intervals of the mean over seeds.")
     lines.append(f"- Shared neuron (LIF constants): `{ds.attrs.get('lif')}`; shared preprocessing: "
                  f"`{ds.attrs.get('preprocessing')}`.")
-    lines.append(f"- Budgets: `{ds.attrs.get('budgets')}`; Brian2 device `{ds.attrs.get('device')}`; "
-                 f"code `{ds.attrs.get('git_commit')}`.")
+    lines.append(f"- Brian2 device `{ds.attrs.get('device')}`; code `{ds.attrs.get('git_commit')}`.")
+    lines += tuning_lines(ds)
     lines.append(f"- Energy: {ds.attrs.get('energy_reference')}. A spiking inference costs one accumulate per "
                  "synaptic event; the same-size non-spiking network evaluates every connection at every step.")
     lines += ["", "## Methods", ""]
@@ -86,7 +86,109 @@ def compare_section(ds: xr.Dataset, figures: list[Path], out: Path) -> list[str]
     lines += [""]
     for fig in figures:
         lines += [f"![{fig.stem}]({fig.relative_to(out).as_posix()})", ""]
-    lines += ["## Conclusions (computed from the table)", ""] + conclusions(ds)
+    lines += significance_lines(ds)
+    lines += ["## Conclusions (computed from the tables)", ""] + conclusions(ds)
+    return lines
+
+
+def tuning_lines(ds: xr.Dataset) -> list[str]:
+    """How each rule was tuned (or that it was not)."""
+    import json
+
+    if not int(ds.attrs.get("tuned", 0)):
+        return ["- **Not tuned**: every rule ran its default configuration (`--trials 0`), so the comparison "
+                "measures the defaults, not the rules."]
+    tuning = json.loads(ds.attrs.get("tuning", "{}"))
+    lines = [f"- Tuning: {ds.attrs.get('tuning_trials')} trials per rule (Optuna, seeded TPE, median pruner), on "
+             "the first seed's validation split only; per trial at most "
+             f"{next(iter(tuning.values()), {}).get('max_sample_epochs', -1)} training sample-epochs (-1: the rule's "
+             "epochs). Best validation accuracy and options per rule:"]
+    for rule, t in tuning.items():
+        lines.append(f"  - {rule}: {t['best_val_accuracy']:.3f} after {t['n_trials']} trials ({t['n_pruned']} pruned, "
+                     f"{t['n_failed']} failed, {t['wall_seconds']:.0f} s); `{t['best_params']}`; space `{t['search_space']}`")
+    return lines
+
+
+def _correct(ds: xr.Dataset, rule: str):
+    """(seeds, samples) of 0/1, or None when the runs did not record their predictions."""
+    if "test_correct" not in ds:
+        return None
+    values = ds.test_correct.sel(rule=rule).values
+    return None if values.size == 0 or (values < 0).any() else values.astype(float)
+
+
+def pair_statistics(ds: xr.Dataset, pairs: list[tuple[str, str]], alpha: float = 0.05) -> list[dict]:
+    """Seed-paired and sample-paired differences of each pair, Holm-corrected across the pairs."""
+    rows = []
+    for a, b in pairs:
+        seeds = paired_over_seeds(ds.test_accuracy.sel(rule=a).values, ds.test_accuracy.sel(rule=b).values)
+        ca, cb = _correct(ds, a), _correct(ds, b)
+        samples = paired_over_samples(ca, cb) if ca is not None and cb is not None else None
+        rows.append({"a": a, "b": b, "seeds": seeds, "samples": samples})
+    adjusted = holm([r["seeds"].p_value for r in rows])
+    for row, p in zip(rows, adjusted):
+        row["holm"] = p
+        row["distinguishable"] = bool(np.isfinite(p) and p < alpha and row["seeds"].excludes_zero()
+                                      and (row["samples"] is None or row["samples"].excludes_zero()))
+    return rows
+
+
+def _interval(i) -> str:
+    if i is None or np.isnan(i.estimate):
+        return "n/a"
+    if np.isnan(i.low):
+        return f"{i.estimate:+.3f}"
+    return f"{i.estimate:+.3f} [{i.low:+.3f}, {i.high:+.3f}]"
+
+
+def _verdict(row) -> str:
+    if not row["distinguishable"]:
+        return "not distinguishable"
+    return f"{row['a']} higher" if row["seeds"].estimate > 0 else f"{row['b']} higher"
+
+
+def significance_lines(ds: xr.Dataset) -> list[str]:
+    """Per-seed accuracies with binomial intervals, every pair of rules, and each learning gain."""
+    suffix = ds.attrs.get("ablation_suffix", "_off")
+    rules = [str(r) for r in ds.rule.values]
+    main = [r for r in rules if not r.endswith(suffix)]
+    n_test = ds.sizes.get("test_sample", 0)
+    lines = ["### Per seed (test accuracy, 95% Wilson interval over the test samples)", "",
+             "| rule | " + " | ".join(f"seed {s}" for s in ds.seed.values) + " |",
+             "|---|" + "---|" * ds.sizes["seed"]]
+    for rule in rules:
+        cells = []
+        for k in range(ds.sizes["seed"]):
+            acc = float(ds.test_accuracy.sel(rule=rule).values[k])
+            if np.isnan(acc):
+                cells.append("n/a")
+            elif n_test:
+                i = binomial_interval(int(round(acc * n_test)), n_test)
+                cells.append(f"{acc:.3f} [{i.low:.3f}, {i.high:.3f}]")
+            else:
+                cells.append(f"{acc:.3f}")
+        lines.append(f"| {rule} | " + " | ".join(cells) + " |")
+    pairs = [(a, b) for i, a in enumerate(main) for b in main[i + 1:]]
+    lines += ["", "### Which rules can be told apart", "",
+              f"Differences a - b in test accuracy: mean over {ds.sizes['seed']} seeds with the paired t interval, and "
+              "the paired bootstrap over test samples (each sample's correctness averaged over seeds); p-values of "
+              f"the seed-paired test Holm-corrected across the {len(pairs)} pairs. A pair is told apart only when the "
+              "corrected p lies below 0.05 and both intervals exclude zero.", "",
+              "| a | b | over seeds | over test samples | Holm p | verdict |", "|---|---|---|---|---|---|"]
+    for row in pair_statistics(ds, pairs):
+        lines.append(f"| {row['a']} | {row['b']} | {_interval(row['seeds'])} | {_interval(row['samples'])} | "
+                     f"{row['holm']:.3g} | {_verdict(row)} |")
+    gains = [(r, r + suffix) for r in main if r + suffix in rules]
+    if gains:
+        lines += ["", "### Learning gain (rule minus the same network with learning switched off)", "",
+                  "| rule | control | gain over seeds | gain over test samples | Holm p | verdict |",
+                  "|---|---|---|---|---|---|"]
+        for row in pair_statistics(ds, gains):
+            verdict = ("learning helps" if row["distinguishable"] and row["seeds"].estimate > 0 else
+                       "learning hurts" if row["distinguishable"] else "no gain shown")
+            lines.append(f"| {row['a']} | {row['b']} | {_interval(row['seeds'])} | {_interval(row['samples'])} | "
+                         f"{row['holm']:.3g} | {verdict} |")
+    lines.append("")
     return lines
 
 
@@ -96,7 +198,15 @@ def conclusions(ds: xr.Dataset) -> list[str]:
     chance = 1 / ds.attrs.get("n_classes", 1)
     out = []
     best = max(rules, key=lambda r: -np.inf if np.isnan(acc[r][0]) else acc[r][0])
-    out.append(f"- Highest mean test accuracy: **{best}** ({acc[best][0]:.3f}; chance {chance:.3f}).")
+    suffix = ds.attrs.get("ablation_suffix", "_off")
+    main = [r for r in rules if not r.endswith(suffix)]
+    rows = pair_statistics(ds, [(a, b) for i, a in enumerate(main) for b in main[i + 1:]])
+    beaten = [r["b"] if r["a"] == best else r["a"] for r in rows if best in (r["a"], r["b"]) and r["distinguishable"]]
+    tied = [r["b"] if r["a"] == best else r["a"] for r in rows if best in (r["a"], r["b"]) and not r["distinguishable"]]
+    out.append(f"- Highest mean test accuracy: **{best}** ({acc[best][0]:.3f}; chance {chance:.3f}); told apart "
+               f"from {', '.join(beaten) or 'no other rule'}; not distinguishable from {', '.join(tied) or 'any other rule'}.")
+    if not int(ds.attrs.get("tuned", 0)):
+        out.append("- The rules were not tuned: these figures rank default configurations, not rules.")
     for rule in rules:
         mean, low, high = acc[rule]
         if np.isnan(mean):
@@ -104,15 +214,18 @@ def conclusions(ds: xr.Dataset) -> list[str]:
         if not np.isnan(low):
             verdict = "above chance" if low > chance else "not distinguishable from chance"
             out.append(f"- {rule}: {mean:.3f} [{low:.3f}, {high:.3f}], {verdict} at 95%.")
-    if "bptt" in rules:
-        for rule in rules:
-            if rule != "bptt" and not np.isnan(acc[rule][0]) and not np.isnan(acc["bptt"][0]):
-                gap = 100 * (acc["bptt"][0] - acc[rule][0])
-                out.append(f"- {rule} is {abs(gap):.1f} points {'below' if gap > 0 else 'above'} the BPTT baseline.")
-    if "counts" in rules:
+    if "bptt" in main:
+        for row in rows:
+            if "bptt" in (row["a"], row["b"]):
+                other = row["b"] if row["a"] == "bptt" else row["a"]
+                gap = 100 * (row["seeds"].estimate if row["a"] == "bptt" else -row["seeds"].estimate)
+                tail = "" if row["distinguishable"] else " (not distinguishable at 95% after Holm correction)"
+                out.append(f"- {other} is {abs(gap):.1f} points {'below' if gap > 0 else 'above'} the BPTT baseline{tail}.")
+    if "counts" in main:
         control = acc["counts"][0]
-        better = [r for r in rules if r != "counts" and acc[r][0] > control]
-        out.append(f"- Rules above the no-network control ({control:.3f}): "
+        better = [r["a"] if r["b"] == "counts" else r["b"] for r in rows if "counts" in (r["a"], r["b"])
+                  and r["distinguishable"] and ((r["a"] != "counts") == (r["seeds"].estimate > 0))]
+        out.append(f"- Rules told apart above the no-network control ({control:.3f}): "
                    + (", ".join(better) if better else "none") + ".")
     energy = {r: _summary(ds, "energy_per_inference", r)[0] for r in rules}
     dense = {r: _summary(ds, "dense_energy_per_inference", r)[0] for r in rules}
@@ -158,6 +271,17 @@ def build_report(paths: list[Path], out: Path) -> Path:
     return report
 
 
+def not_a_results_file(path: Path) -> str:
+    """Why ``path`` is not a results file this report reads ('' when it is one)."""
+    try:
+        with xr.open_dataset(path) as ds:
+            if "Conventions" not in ds.attrs or not ({"rule", "benchmark", "study"} & set(ds.attrs) or "rule" in ds.dims):
+                return "not a results file of this project (no Conventions and rule or benchmark attributes)"
+    except Exception as error:  # any reader failure: one line, not a traceback
+        return f"cannot be read as netCDF ({type(error).__name__}: {str(error).splitlines()[0] if str(error) else 'unreadable'})"
+    return ""
+
+
 def main(argv=None) -> Path:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -167,6 +291,10 @@ def main(argv=None) -> Path:
     missing = [p for p in args.results if not p.exists()]
     if missing:
         parser.error(f"no such results file: {', '.join(map(str, missing))}")
+    for path in args.results:
+        problem = not_a_results_file(path)
+        if problem:
+            parser.error(f"{path}: {problem}")
     report = build_report(args.results, args.out)
     print(f"report: {report}")
     return report

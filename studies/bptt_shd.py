@@ -102,6 +102,7 @@ def run(config: BPTTStudyConfig, cache=None) -> xr.Dataset:
 SPEC = RuleSpec(
     name=RULE, config=BPTTStudyConfig, run=run, summarize=results.summarize_classifier, params=BPTTParams, estimator=BPTTClassifier,
     locality="non-local", compare_defaults={"epochs": 20},
+    ablation={"train_hidden": False},
     search_space={
         "learning_rate": Float(3e-4, 1e-2, log=True),
         "rate_penalty": Float(1e-6, 1e-2, log=True),  # regulariser strength (mean over neurons of (rate - r_0)^2 in Hz^2)

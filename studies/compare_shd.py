@@ -1,24 +1,39 @@
-"""The comparison: every rule on identical splits, neuron constants and preprocessing, several seeds.
+"""The comparison protocol: every rule tuned with the same budget, trained with several seeds on the
+same data, tested once on the same test samples, beside its learning-off control.
 
-    python studies/compare_shd.py --seeds 3
-    python studies/compare_shd.py --rules eprop bptt --set eprop.epochs=3 --set bptt.n_hidden=64
+    python studies/compare_shd.py --dataset fsdd --trials 20 --seeds 5 --max-sample-epochs 22500
+    python studies/compare_shd.py --rules eprop bptt --trials 0 --seeds 3 --set eprop.epochs=3
     python -m analysis.report results/compare_<dataset>.nc
 
-Runs every rule of the registry (:mod:`studies.registry`; by default STDP with its readouts, the
-liquid state machine, e-prop, the BPTT baseline and the input-count control) for ``--seeds``
-seeds. The shared options (``--dt``, ``--duration``, ``--pool``, ``--n-bins``, ``--device``,
-``--workers``, ``--lif``) go to every rule that has them; each rule's budget is its registry
-default (``compare_defaults``), changed with ``--set RULE.NAME=VALUE``. Every rule/seed pair runs
-in a fresh process and writes its own results file under ``OUT/runs/`` as it finishes;
-``--resume`` keeps a stored pair only when it was made with the same configuration (else it stops
-and names the fields that differ) and lets an interrupted pair resume from its own checkpoints.
-The combined file ``OUT/compare_<dataset>.nc`` has dimensions ``rule`` x ``seed`` (and ``epoch``
-for learning curves).
+For every rule of the registry (:mod:`studies.registry`; by default STDP with its readouts, the
+liquid state machine, e-prop, the BPTT baseline and the input-count control):
+
+1. **Tuning** (``--trials N``, the same N and caps for every rule): the search of
+   :mod:`studies.tune` on the first seed's training and validation samples, from the rule's
+   configuration in this comparison. ``--trials 0`` skips it: each rule runs its defaults, and the
+   results file says the rules were not tuned.
+2. **Seeds** (``--seeds K``): the best configuration trained with seeds ``seed .. seed+K-1``. For one
+   seed every rule sees the same training and validation samples; the test samples are the same for
+   every seed and rule (the whole test split, or the same ``--n-test`` subset), scored once.
+3. **Learning-off controls** (``--ablations``, on by default): each rule with learning switched off
+   and the same readout (the rule's ``ablation`` options: e-prop and BPTT train only their readout;
+   the liquid and the count control are their own controls), trained and tested with the same seeds.
+
+The shared options (``--dt``, ``--duration``, ``--pool``, ``--n-bins``, ``--device``, ``--workers``,
+``--lif``) go to every rule that has them; each rule's budget is its registry default
+(``compare_defaults``), changed with ``--set RULE.NAME=VALUE`` (an option fixed so is not tuned).
+Every rule/seed pair runs in a fresh process and writes its own results file under ``OUT/runs/`` as
+it finishes; ``--resume`` continues the searches, keeps a stored pair only when it was made with the
+same configuration (else it stops and names the fields that differ) and lets an interrupted pair
+resume from its own checkpoints. The combined file ``OUT/compare_<dataset>.nc`` has dimensions
+``rule`` x ``seed`` (x ``epoch``, x ``test_sample``: which test samples each run got right, for the
+paired statistics of :mod:`analysis.stats` in the report).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import multiprocessing
 import sys
 from dataclasses import dataclass
@@ -51,6 +66,8 @@ SCALARS = {
     "input_spikes_per_sample": ("1", "input spikes per inference"),
     "spikes_per_sample": ("1", "network spikes per inference"),
     "synaptic_operations_per_sample": ("1", "synaptic events per inference"),
+    "readout_macs_per_sample": ("1", "multiply-accumulates of a dense readout per inference (0: the readout is spiking)"),
+    "best_epoch": ("1", "epoch chosen on validation"),
 }
 
 
@@ -58,7 +75,14 @@ SCALARS = {
 class CompareConfig:
     run: RunConfig = dataclasses.field(default_factory=lambda: RunConfig(n_train=1000, n_test=300))  # data, first seed, files
     rules: tuple[str, ...] = ("stdp", "lsm", "eprop", "bptt", "counts")  # rules to compare (repeat the option for several)
-    seeds: int = 3  # seeds per rule (seed, seed+1, ...)
+    seeds: int = 5  # seeds per rule (seed, seed+1, ...): each its own training/validation samples and initial weights
+    trials: int = 20  # tuning trials per rule before the seeds, the same for every rule (0: the rules' defaults, untuned)
+    max_sample_epochs: int | None = None  # tuning: cap per trial on training samples x epochs (none: the rule's epochs)
+    max_trial_seconds: float | None = None  # tuning: cap per trial on training wall time (none: no cap)
+    startup_trials: int = 5  # tuning: random trials before the sampler models the results and the pruner acts
+    ablations: bool = True  # also train each rule's learning-off control (same readout, learning switched off)
+    scheduler: str | None = None  # tuning trials on the Dask scheduler at this address
+    local_cluster: int | None = None  # tuning trials on an in-process Dask LocalCluster of this many workers
     dt: Quantity = const(1 * ms)  # time step of every rule
     duration: Quantity = const(1 * second)  # sample length of every rule
     pool: int = 1  # neighbouring input channels summed into one, for every rule
@@ -119,6 +143,9 @@ def run_pair(spec, config, path: Path, resume: bool) -> xr.Dataset:
     """One rule and seed in a fresh process (its peak memory is this pair's alone, and no Brian2
     state carries over); a stored result of the same configuration is kept when resuming."""
     current = config_json(dataclasses.replace(config, run=dataclasses.replace(config.run, resume=False)))
+    if not resume and path.exists():
+        raise ValueError(f"{path} holds a result of an earlier comparison; add --resume to continue that comparison "
+                         "(its configuration is checked), or choose another --out")
     if resume and path.exists():
         ds = xr.load_dataset(path)
         check_same_config(ds.attrs.get("config", "{}"), current, str(path))
@@ -143,60 +170,141 @@ def _dense_macs(ds: xr.Dataset, n_steps: int) -> float:
     return float(ds.trainable_parameters) * n_steps
 
 
-def combine(runs: dict[tuple[str, int], xr.Dataset], rules: list[str], seeds: list[int], n_steps: int) -> xr.Dataset:
+def _scalar(ds: xr.Dataset, name: str) -> float:
+    if name in ds:
+        return float(ds[name])
+    return 0.0 if name == "readout_macs_per_sample" else float("nan")
+
+
+def combine(runs: dict[tuple[str, int], xr.Dataset], rules: list[str], seeds: list[int], n_steps: int,
+            localities: dict[str, str]) -> xr.Dataset:
     n_epochs = max(int(ds.sizes.get("epoch", 1)) for ds in runs.values())
+    labels = {int(ds.sizes.get("test_sample", 0)) for ds in runs.values() if "test_label" in ds}
+    if len(labels) > 1:
+        raise ValueError(f"the runs were tested on different numbers of samples ({sorted(labels)})")
+    n_test = labels.pop() if labels else 0
     data = {}
     for name, (units, long_name) in SCALARS.items():
         values = np.full((len(rules), len(seeds)), np.nan)
         for (rule, seed), ds in runs.items():
-            if name in ds:
-                values[rules.index(rule), seeds.index(seed)] = float(ds[name])
+            values[rules.index(rule), seeds.index(seed)] = _scalar(ds, name)
         data[name] = (("rule", "seed"), values, {"units": units, "long_name": long_name})
     curves = np.full((len(rules), len(seeds), n_epochs), np.nan)
+    correct = np.full((len(rules), len(seeds), n_test), -1, dtype=np.int8)
+    sample_epochs = np.full((len(rules), len(seeds)), -1, dtype=np.int64)
+    test_labels = None
     for (rule, seed), ds in runs.items():
+        r, k = rules.index(rule), seeds.index(seed)
         curve = np.asarray(ds.val_accuracy.values, dtype=float)
-        curves[rules.index(rule), seeds.index(seed), :len(curve)] = curve
+        curves[r, k, :len(curve)] = curve
+        sample_epochs[r, k] = int(ds.attrs.get("n_train", 0)) * int(ds.sizes.get("epoch", 1))
+        if "test_prediction" in ds:
+            correct[r, k] = ds.test_prediction.values == ds.test_label.values
+            if test_labels is not None and not np.array_equal(test_labels, ds.test_label.values):
+                raise ValueError(f"{rule}, seed {seed} was tested on other samples than the rules before it")
+            test_labels = ds.test_label.values
     data["val_accuracy"] = (("rule", "seed", "epoch"), curves, {"units": "1", "long_name": "validation accuracy"})
+    data["test_correct"] = (("rule", "seed", "test_sample"), correct,
+                            {"units": "1", "long_name": "1 where the run classified the test sample correctly (-1: not recorded)"})
+    if test_labels is not None:
+        data["test_label"] = ("test_sample", np.asarray(test_labels, dtype=int), {"units": "1", "long_name": "test sample class"})
+    data["train_sample_epochs"] = (("rule", "seed"), sample_epochs,
+                                   {"units": "1", "long_name": "training samples x epochs (validation samples not counted)"})
     synops = data["synaptic_operations_per_sample"][1]
+    macs = data["readout_macs_per_sample"][1]
     dense = np.full_like(synops, np.nan)
     for (rule, seed), ds in runs.items():
-        if registry.get(rule).locality != "no network":  # the control has no network to compare with
+        if localities[rule] != "no network":  # the control has no network to compare with
             dense[rules.index(rule), seeds.index(seed)] = _dense_macs(ds, n_steps)
-    data["energy_per_inference"] = (("rule", "seed"), synops * ENERGY_AC_PJ * 1e-6,
-                                    {"units": "uJ", "long_name": f"estimated energy per inference ({ENERGY_AC_PJ} pJ per synaptic event)"})
+    data["energy_per_inference"] = (("rule", "seed"), (synops * ENERGY_AC_PJ + macs * ENERGY_MAC_PJ) * 1e-6,
+                                    {"units": "uJ", "long_name": f"estimated energy per inference ({ENERGY_AC_PJ} pJ per "
+                                                                 f"synaptic event, {ENERGY_MAC_PJ} pJ per readout MAC)"})
     data["dense_energy_per_inference"] = (("rule", "seed"), dense * ENERGY_MAC_PJ * 1e-6,
                                           {"units": "uJ", "long_name": f"same-size non-spiking network ({ENERGY_MAC_PJ} pJ per MAC, every step)"})
-    data["locality"] = ("rule", [registry.get(r).locality for r in rules],
+    data["locality"] = ("rule", [localities[r] for r in rules],
                         {"long_name": "where the learning rule's information comes from"})
-    ds = xr.Dataset(data, coords={"rule": rules, "seed": seeds, "epoch": np.arange(1, n_epochs + 1)})
-    ds.attrs["energy_reference"] = "Horowitz (2014), 45 nm: 0.9 pJ per 32-bit float add, 4.6 pJ per multiply-accumulate"
+    ds = xr.Dataset(data, coords={"rule": rules, "seed": seeds, "epoch": np.arange(1, n_epochs + 1),
+                                  "test_sample": np.arange(n_test)})
+    ds.attrs["energy_reference"] = ("Horowitz (2014), 45 nm, 32-bit float: 0.9 pJ per add (a synaptic event adds a "
+                                    "weight), 4.6 pJ per multiply-accumulate (a dense readout weight)")
     return ds
+
+
+#: Suffix of a learning-off control's name in the results (``bptt_off``).
+OFF = "_off"
+
+
+def tune_rules(config: CompareConfig, per_seed: dict, seeds: list[int]) -> dict:
+    """The tuning search of every rule (same trials and caps), on the first seed's data; returns
+    ``{rule: (results dataset, best study config)}``."""
+    from studies import tune
+
+    per_rule = _rule_assignments(config.set)
+    out = {}
+    for rule in config.rules:
+        settings = dataclasses.replace(config.run, seed=seeds[0], split=default_split(config),
+                                       out=Path(config.run.out) / "tuning")
+        search = tune.TuneConfig(
+            run=settings, rule=rule, trials=config.trials,
+            set=tuple(f"{k}={v}" for k, v in per_rule.get(rule, {}).items()),
+            max_sample_epochs=config.max_sample_epochs, max_trial_seconds=config.max_trial_seconds,
+            startup_trials=config.startup_trials, workers=config.workers, scheduler=config.scheduler,
+            local_cluster=config.local_cluster)
+        print(f"tuning {rule}: {config.trials} trials", file=sys.stderr)
+        ds, best = tune.search(search, base=per_seed[seeds[0]][rule])
+        files.write_netcdf(ds, Path(config.run.out) / "tuning" / f"tune_{rule}.nc")
+        if best is None:
+            raise RuntimeError(f"no tuning trial of {rule} completed; see {Path(config.run.out) / 'tuning'}")
+        out[rule] = (ds, best)
+    return out
 
 
 def compare(config: CompareConfig) -> xr.Dataset:
     if config.seeds < 1:
         raise ValueError(f"--seeds must be at least 1, got {config.seeds}")
+    if config.trials < 0:
+        raise ValueError(f"--trials must be 0 (no tuning) or more, got {config.trials}")
     for rule in config.rules:
         registry.get(rule)  # unknown rules fail before anything runs
     seeds = [config.run.seed + k for k in range(config.seeds)]
     per_seed = {seed: rule_configs(config, seed) for seed in seeds}  # every option checked up front
-    runs = {}
+    tuned = tune_rules(config, per_seed, seeds) if config.trials > 0 else {}
+    jobs = {}  # (label, seed) -> (spec, config, path)
+    localities = {}
     for seed in seeds:
         for rule in config.rules:
-            path = Path(config.run.out) / "runs" / f"{rule}_seed{seed}.nc"
-            runs[(rule, seed)] = run_pair(registry.get(rule), per_seed[seed][rule], path, config.run.resume)
+            spec = registry.get(rule)
+            study = per_seed[seed][rule]
+            if rule in tuned:  # the best configuration, with this seed's run settings
+                study = dataclasses.replace(tuned[rule][1], run=study.run)
+            jobs[(rule, seed)] = (spec, study, Path(config.run.out) / "runs" / f"{rule}_seed{seed}.nc")
+            localities[rule] = spec.locality
+            if config.ablations and spec.ablation:
+                off = apply(study, dict(spec.ablation))
+                off = dataclasses.replace(off, run=dataclasses.replace(off.run, out=Path(config.run.out) / "runs" / f"{rule}{OFF}"))
+                jobs[(rule + OFF, seed)] = (spec, off, Path(config.run.out) / "runs" / f"{rule}{OFF}_seed{seed}.nc")
+                localities[rule + OFF] = "local (readout only)"
+    labels = list(dict.fromkeys(label for label, _ in jobs))
+    runs = {key: run_pair(spec, study, path, config.run.resume) for key, (spec, study, path) in jobs.items()}
     n_steps = int(round(float(config.duration / config.dt)))
-    combined = combine(runs, list(config.rules), seeds, n_steps)
+    combined = combine(runs, labels, seeds, n_steps, localities)
     first = next(iter(runs.values()))
     combined.attrs.update({k: first.attrs[k] for k in ("dataset", "dataset_requested", "n_train", "n_val", "n_test",
                                                        "n_channels", "n_classes", "class_names", "split",
                                                        "test_speakers", "git_commit", "package_versions")})
     combined.attrs["Conventions"] = first.attrs.get("Conventions", "")
-    combined.attrs.update(study="compare", device=config.device, lif=config_json(config.lif),
-                          preprocessing=first.attrs["preprocessing"], command=" ".join(sys.argv),
-                          config=config_json(config),
-                          runs=config_json({f"{r}_seed{s}": ds.attrs["config"] for (r, s), ds in runs.items()}),
-                          end_time=now())
+    combined.attrs.update(
+        study="compare", device=config.device, lif=config_json(config.lif), preprocessing=first.attrs["preprocessing"],
+        command=" ".join(sys.argv), config=config_json(config), tuned=int(config.trials > 0),
+        tuning_trials=int(config.trials), ablation_suffix=OFF,
+        ablations=json.dumps({rule: registry.get(rule).ablation for rule in config.rules if registry.get(rule).ablation}),
+        tuning=json.dumps({rule: {k: (ds.attrs[k].item() if hasattr(ds.attrs[k], "item") else ds.attrs[k])
+                                  for k in ("n_trials", "n_complete", "n_pruned", "n_failed", "best_val_accuracy",
+                                            "best_params", "max_sample_epochs", "max_trial_seconds",
+                                            "epochs_per_trial", "wall_seconds", "search_space")}
+                           for rule, (ds, _) in tuned.items()}),
+        runs=config_json({f"{r}_seed{s}": ds.attrs["config"] for (r, s), ds in runs.items()}),
+        end_time=now())
     return combined
 
 
@@ -205,9 +313,9 @@ def main(argv=None) -> Path:
     config = config_from_args(CompareConfig, args)
     combined = compare(config)
     path = files.write_netcdf(combined, Path(config.run.out) / f"compare_{combined.attrs['dataset']}.nc")
-    for rule in config.rules:
+    for rule in combined.rule.values:
         acc = combined.test_accuracy.sel(rule=rule).values
-        print(f"{rule:7s} test accuracy {np.nanmean(acc):.3f} over {np.sum(~np.isnan(acc))} seed(s)")
+        print(f"{rule:10s} test accuracy {np.nanmean(acc):.3f} over {np.sum(~np.isnan(acc))} seed(s)")
     print(f"results: {path}")
     return path
 

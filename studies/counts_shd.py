@@ -18,7 +18,7 @@ import xarray as xr
 from brian2 import ms
 
 from datasets import Preprocessing, spike_counts
-from learning_rules.readout import fit_logistic_readout, score_readout
+from learning_rules.readout import fit_logistic_readout, predict_readout, score_readout
 from studies import results
 from studies.cli import run_main, study_main
 from studies.config import RunConfig
@@ -51,6 +51,8 @@ def run(config: CountsStudyConfig, cache=None) -> xr.Dataset:
         "test_accuracy": results.scalar(score_readout(fit, x[2], splits.test.labels), "1", "test accuracy"),
         "train_seconds": results.scalar(time.perf_counter() - t0, "s", "fitting wall time"),
         "trainable_parameters": results.scalar(n_features * splits.n_classes + splits.n_classes, "1", "readout weights"),
+        **results.prediction_vars(predict_readout(fit, x[2]), splits.test.labels),
+        **results.readout_macs(n_features, splits.n_classes),
         "input_spikes_per_sample": results.scalar(input_spikes, "1", "input spikes per test sample"),
         "spikes_per_sample": results.scalar(0.0, "1", "no network: no spikes of its own"),
         "synaptic_operations_per_sample": results.scalar(input_spikes, "1", "one count increment per input spike"),

@@ -151,6 +151,7 @@ SPEC = RuleSpec(
     name=RULE, config=EPropStudyConfig, run=run, summarize=results.summarize_classifier, params=EPropParams, estimator=EPropClassifier,
     run_arg_constants=tuple(name.removeprefix("lif.") for name in EPropNetwork.RUN_ARG_CONSTANTS),
     locality="three-factor", compare_defaults={"epochs": 5},
+    ablation={"train_hidden": False},
     search_space={
         "learning_rate": Float("0.002 mV", "0.2 mV", log=True),
         "rate_penalty": Float(1e-6, 1e-2, log=True),  # regulariser strength (per Hz^2)

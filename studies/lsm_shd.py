@@ -150,6 +150,8 @@ def run(config: LSMStudyConfig, cache: BuildCache | None = None) -> xr.Dataset:
         **results.memory_vars(binary_mib),
         "confusion": (("true_class", "predicted_class"), confusion_matrix(labels["test"], predicted, labels=np.arange(n_classes)),
                       {"units": "1", "long_name": "test confusion matrix, logistic readout"}),
+        **results.prediction_vars(predicted, labels["test"]),
+        **results.readout_macs(feats["test"].shape[1], n_classes),
         "test_counts": (("test_sample", "time_bin", "neuron"), counts_test[:20],
                         {"units": "1", "long_name": "reservoir spike counts of the first test samples"}),
     })

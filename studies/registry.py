@@ -41,7 +41,8 @@ class RuleSpec:
     locality: str = "local"  # one of LOCALITIES
     compare_defaults: dict = field(default_factory=dict)  # the rule's budget in the comparison ({flat name: value})
     scan_defaults: dict = field(default_factory=dict)  # options every scan point takes unless --set says otherwise
-    search_space: dict = field(default_factory=dict)  # tuning search space ({flat name: range}), see the tuning study
+    search_space: dict = field(default_factory=dict)  # tuning search space ({flat name: range from studies.space})
+    ablation: dict = field(default_factory=dict)  # options that switch learning off, same readout (the comparison's learning-off control); empty: none
 
     def __post_init__(self):
         if self.locality not in LOCALITIES:

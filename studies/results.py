@@ -135,9 +135,22 @@ def classifier_vars(splits, predicted: np.ndarray, hidden_counts: np.ndarray, *,
         "trainable_parameters": scalar(n_parameters, "1", "trainable weights"),
         "confusion": (("true_class", "predicted_class"), confusion_matrix(y_test, predicted, labels=np.arange(n_classes)),
                       {"units": "1", "long_name": "test confusion matrix"}),
-        "test_prediction": ("test_sample", predicted, {"units": "1", "long_name": "predicted test class"}),
-        "test_label": ("test_sample", y_test, {"units": "1", "long_name": "test sample class"}),
+        **prediction_vars(predicted, y_test),
     }
+
+
+def prediction_vars(predicted, labels) -> dict:
+    """Each test sample's predicted and true class: the comparison pairs rules sample by sample."""
+    return {
+        "test_prediction": ("test_sample", np.asarray(predicted, dtype=int), {"units": "1", "long_name": "predicted test class"}),
+        "test_label": ("test_sample", np.asarray(labels, dtype=int), {"units": "1", "long_name": "test sample class"}),
+    }
+
+
+def readout_macs(n_features: int, n_classes: int) -> dict:
+    """Cost of a dense linear readout per inference: one multiply-accumulate per weight (and bias)."""
+    return {"readout_macs_per_sample": scalar(int(n_features * n_classes + n_classes), "1",
+                                              "multiply-accumulates of the dense readout per inference")}
 
 
 def benchmark_attrs(ds: xr.Dataset, benchmark: str, started: str, **fields) -> xr.Dataset:

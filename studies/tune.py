@@ -87,11 +87,16 @@ class TuneConfig:
 _NOT_IDENTITY = ("trials", "workers", "scheduler", "local_cluster", "storage")
 
 
-def identity(config: TuneConfig) -> str:
-    """The configuration a stored search must match to be resumed."""
+def identity(config: TuneConfig, base=None) -> str:
+    """The configuration a stored search must match to be resumed (with the caller's base study
+    config, when a comparison gives one)."""
     run = dataclasses.replace(config.run, out=Path("."), resume=False)
-    return config_json(dataclasses.replace(config, run=run, **{k: TuneConfig.__dataclass_fields__[k].default
+    text = config_json(dataclasses.replace(config, run=run, **{k: TuneConfig.__dataclass_fields__[k].default
                                                                 for k in _NOT_IDENTITY}))
+    if base is None:
+        return text
+    base = dataclasses.replace(base, run=dataclasses.replace(base.run, out=Path("."), resume=False))
+    return json.dumps({"search": json.loads(text), "base": json.loads(config_json(base))}, sort_keys=True)
 
 
 def make_pruner(config: TuneConfig):
@@ -122,8 +127,10 @@ class Plan:
     epochs: int | None  # epochs per trial after the cap (None: a rule fitted in one pass)
 
 
-def plan(config: TuneConfig) -> Plan:
-    """Check everything before anything runs: rule, options, space, caps."""
+def plan(config: TuneConfig, base=None) -> Plan:
+    """Check everything before anything runs: rule, options, space, caps. ``base``: the study config
+    every trial starts from (default: the rule's, with its comparison budget); the run settings of
+    ``config`` and ``--set`` go on top."""
     from studies.run import Run
 
     spec = registry.get(config.rule)
@@ -137,7 +144,8 @@ def plan(config: TuneConfig) -> Plan:
     run_fields = {k: getattr(config.run, k) for k in ("dataset", "data_dir", "n_train", "n_test", "split",
                                                      "test_speakers", "seed")}
     one_process = {"workers": 1} if "workers" in table else {}  # one core per trial
-    base = apply(spec.config(), {**one_process, **spec.compare_defaults, **fixed})
+    base = apply(spec.config() if base is None else base,
+                 {**one_process, **(spec.compare_defaults if base is None else {}), **fixed})
     base = dataclasses.replace(base, run=dataclasses.replace(base.run, **{k: v for k, v in run_fields.items()
                                                                            if v not in (None, ())}))
     space = {find_leaf(spec.config, name).name: dim for name, dim in spec.search_space.items()}
@@ -220,7 +228,7 @@ def storage_url(config: TuneConfig) -> str:
     return f"sqlite:///{folder.resolve() / 'study.db'}"
 
 
-def open_study(config: TuneConfig, storage: str):
+def open_study(config: TuneConfig, storage: str, base=None):
     """Create the search's study, or (``--resume``) load it and check that it is the same search."""
     import optuna
 
@@ -236,10 +244,10 @@ def open_study(config: TuneConfig, storage: str):
     study = optuna.create_study(storage=storage, study_name=name, direction="maximize", load_if_exists=True,
                                 pruner=make_pruner(config))
     if exists:
-        check_same_config(study.user_attrs.get("config", ""), identity(config), f"the search stored in {storage}")
+        check_same_config(study.user_attrs.get("config", ""), identity(config, base), f"the search stored in {storage}")
         requeue_interrupted(study)
     else:
-        study.set_user_attr("config", identity(config))
+        study.set_user_attr("config", identity(config, base))
         study.set_user_attr("started", now())
     return study
 
@@ -291,14 +299,16 @@ def tell(study, trial, result: dict, n_fit: int) -> None:
         study.tell(trial, state=TrialState.FAIL)
 
 
-def search(config: TuneConfig) -> xr.Dataset:
-    """Run (or continue) the search; returns its results dataset and writes the best configuration."""
+def search(config: TuneConfig, base=None) -> tuple[xr.Dataset, object]:
+    """Run (or continue) the search from the study config ``base`` (default: the rule's); returns its
+    results dataset and the best trial's study config (None when no trial completed), and writes
+    the best configuration's file."""
     from optuna.trial import TrialState
 
     started = now()
-    p = plan(config)
+    p = plan(config, base)
     storage = storage_url(config)
-    study = open_study(config, storage)
+    study = open_study(config, storage, base)
     folder = Path(config.run.out) / f"tune_{p.spec.name}"
     executor = make_executor(config.workers, config.scheduler, config.local_cluster)
     wall_start = time.perf_counter()
@@ -334,11 +344,13 @@ def search(config: TuneConfig) -> xr.Dataset:
         shutil.rmtree(folder / "work", ignore_errors=True)
     wall = float(study.user_attrs.get("wall_seconds", 0.0)) + time.perf_counter() - wall_start
     study.set_user_attr("wall_seconds", wall)
-    ds = trials_dataset(study, config, p, storage, started)
+    ds = trials_dataset(study, config, p, storage, started, base)
+    best = None
     if any(t.state == TrialState.COMPLETE for t in _counted(study)):
+        _, best = best_config(study, p)
         write_best(study, p, folder / "best.json")
         ds.attrs["best_config_file"] = str(folder / "best.json")
-    return ds
+    return ds, best
 
 
 def best_config(study, p: Plan):
@@ -364,7 +376,7 @@ def write_best(study, p: Plan, path: Path) -> Path:
     return files.write_atomic(path, lambda tmp: Path(tmp).write_text(text))
 
 
-def trials_dataset(study, config: TuneConfig, p: Plan, storage: str, started: str) -> xr.Dataset:
+def trials_dataset(study, config: TuneConfig, p: Plan, storage: str, started: str, base=None) -> xr.Dataset:
     """Every trial of the search along a ``trial`` dimension, the importances along ``parameter``."""
     from optuna.trial import TrialState
 
@@ -427,7 +439,7 @@ def trials_dataset(study, config: TuneConfig, p: Plan, storage: str, started: st
         best_params=json.dumps({} if best is None else {k: _option_text(p.space, k, v) for k, v in best.params.items()},
                                sort_keys=True),
         wall_seconds=float(study.user_attrs.get("wall_seconds", np.nan)),
-        storage=_safe_storage(storage), study_name=study.study_name, config=identity(config),
+        storage=_safe_storage(storage), study_name=study.study_name, config=identity(config, base),
         **provenance(str(study.user_attrs.get("started", started))),
     )
     ds["trial"].attrs.update(long_name="trial number in the search", units="1")
@@ -464,7 +476,7 @@ def _importances(study, names: list[str], seed: int) -> dict[str, float]:
 def main(argv=None) -> Path:
     config = config_from_args(TuneConfig, build_parser(TuneConfig, __doc__).parse_args(argv))
     check_writable(Path(config.run.out))
-    ds = search(config)
+    ds, _ = search(config)
     path = files.write_netcdf(ds, Path(config.run.out) / f"tune_{config.rule}.nc")
     print(f"{ds.attrs['n_complete']} complete, {ds.attrs['n_pruned']} pruned, {ds.attrs['n_failed']} failed "
           f"trial(s); best validation accuracy {ds.attrs['best_val_accuracy']:.3f} (trial {ds.attrs['best_trial']})")

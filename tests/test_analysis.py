@@ -106,18 +106,30 @@ def test_report_builds_end_to_end_from_a_tiny_comparison(tmp_path):
     from analysis import report
     from studies import compare_shd
 
-    path = compare_shd.main(["--dataset", "synthetic", "--n-train", "60", "--n-test", "30", "--seeds", "2",
+    path = compare_shd.main(["--dataset", "synthetic", "--n-train", "60", "--n-test", "30", "--seeds", "2", "--trials", "0",
                              "--rules", "stdp", "bptt", "counts", "--set", "bptt.epochs=2", "bptt.n_hidden=16",
                              "stdp.n_neurons=20", "--out", str(tmp_path / "cmp")])
     ds = xr.load_dataset(path)
-    assert ds.test_accuracy.shape == (3, 2) and not np.isnan(ds.test_accuracy.values).any()
+    # the learning-off control of BPTT runs beside it; every run is scored on the same test samples
+    assert list(ds.rule.values) == ["stdp", "bptt", "bptt_off", "counts"]
+    assert ds.test_accuracy.shape == (4, 2) and not np.isnan(ds.test_accuracy.values).any()
+    assert ds.test_correct.shape == (4, 2, 30) and set(np.unique(ds.test_correct.values)) <= {0, 1}
+    np.testing.assert_allclose(ds.test_correct.mean("test_sample").sel(rule=["bptt", "counts"]),
+                               ds.test_accuracy.sel(rule=["bptt", "counts"]))
+    off = xr.load_dataset(tmp_path / "cmp" / "runs" / "bptt_off_seed0.nc")
+    assert '"train_hidden": false' in off.attrs["config"]
     md = report.main([str(path), "--out", str(tmp_path / "report")]).read_text()
     assert "| stdp |" in md and "## Conclusions" in md and "figures/" in md
+    assert "### Which rules can be told apart" in md and "| bptt | bptt_off |" in md and "Not tuned" in md
+    # a file that is not a results file is refused with one line
+    (tmp_path / "junk.nc").write_text("not netCDF")
+    with pytest.raises(SystemExit):
+        report.main([str(tmp_path / "junk.nc"), "--out", str(tmp_path / "report2")])
     best = str(ds.rule.values[np.argmax(ds.test_accuracy.mean("seed").values)])
     assert f"Highest mean test accuracy: **{best}**" in md
     assert (tmp_path / "report" / "figures").is_dir()
     # resume: nothing is rerun, the same combined numbers come back
-    again = xr.load_dataset(compare_shd.main(["--dataset", "synthetic", "--n-train", "60", "--n-test", "30", "--seeds", "2",
+    again = xr.load_dataset(compare_shd.main(["--dataset", "synthetic", "--n-train", "60", "--n-test", "30", "--seeds", "2", "--trials", "0",
                                               "--rules", "stdp", "bptt", "counts", "--set", "bptt.epochs=2",
                                               "bptt.n_hidden=16", "stdp.n_neurons=20", "--out", str(tmp_path / "cmp"), "--resume"]))
     np.testing.assert_array_equal(again.test_accuracy.values, ds.test_accuracy.values)

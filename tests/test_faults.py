@@ -76,7 +76,7 @@ def test_a_killed_study_resumes_to_the_uninterrupted_result(tmp_path, rule):
 
 @pytest.mark.slow
 def test_a_killed_comparison_resumes_to_the_uninterrupted_result(tmp_path):
-    options = [*DATA, "--rules", "counts", "bptt", "--seeds", "2", "--set", "bptt.epochs=2", "bptt.n_hidden=8",
+    options = [*DATA, "--rules", "counts", "bptt", "--seeds", "2", "--trials", "0", "--no-ablations", "--set", "bptt.epochs=2", "bptt.n_hidden=8",
                "--dt", "20ms"]
     whole, killed = tmp_path / "whole", tmp_path / "killed"
     _run(_command("compare_shd.py", *options, "--out", str(whole)))

@@ -69,7 +69,7 @@ def test_a_toy_rule_runs_through_a_scan_and_a_comparison(tmp_path):
     ok = ds.test_accuracy.sel(fail="false").values
     assert np.all((ok >= 0) & (ok <= 1)) and ds.attrs["failed_points"] == 2
     assert "asked to fail" in str(ds.error.sel(n_bins="1", fail="true").values)
-    path = compare_shd.main(["--rules", "toy", "counts", *BASE, "--seeds", "2", "--n-bins", "3",
+    path = compare_shd.main(["--rules", "toy", "counts", *BASE, "--seeds", "2", "--trials", "0", "--n-bins", "3",
                              "--out", str(tmp_path / "cmp")])
     combined = xr.load_dataset(path)
     assert list(combined.rule.values) == ["toy", "counts"] and not np.isnan(combined.test_accuracy.values).any()
