@@ -29,11 +29,12 @@ import xarray as xr
 from brian2 import Quantity, ms, second
 
 from models import files
+from models.files import DataError
 from models.engine.devices import DEVICES
 from models.lif import LIFParams
 from models.units import ASSIGN, config_json, const, parse_assignments
 from studies import registry
-from studies.cli import run_main
+from studies.cli import DATA_ERROR, USAGE_ERROR, run_main
 from studies.config import RunConfig, apply, build_parser, config_from_args, leaves
 from studies.results import now
 from studies.run import check_same_config, discard_checkpoints
@@ -110,9 +111,12 @@ def _rule_assignments(items) -> dict[str, dict[str, str]]:
 
 
 def _run_and_write(spec, config, path):
-    ds = spec.run(config)
-    files.write_netcdf(ds, path)
-    discard_checkpoints(ds, config.run.out)
+    def body(_):
+        ds = spec.run(config)
+        files.write_netcdf(ds, path)
+        discard_checkpoints(ds, config.run.out)
+
+    run_main(body)  # an expected failure: one line and its exit status, which run_pair passes on
 
 
 def run_pair(spec, config, path: Path, resume: bool) -> xr.Dataset:
@@ -130,8 +134,8 @@ def run_pair(spec, config, path: Path, resume: bool) -> xr.Dataset:
     proc.start()
     proc.join()
     if proc.exitcode != 0:
-        raise RuntimeError(f"{spec.name}, seed {config.run.seed} failed (exit status {proc.exitcode}); "
-                           "see the messages above")
+        message = f"{spec.name}, seed {config.run.seed} failed (exit status {proc.exitcode}); see the messages above"
+        raise {DATA_ERROR: DataError, USAGE_ERROR: ValueError}.get(proc.exitcode, RuntimeError)(message)
     ds = xr.load_dataset(path)
     print(f"{spec.name}, seed {config.run.seed}: test accuracy {float(ds.test_accuracy):.3f}", file=sys.stderr)
     return ds

@@ -108,3 +108,33 @@ def test_bad_input_ends_with_one_line_and_exit_status_2(tmp_path, script, option
     assert result.returncode == 2, result.stderr[-2000:]
     assert message in result.stderr and "Traceback" not in result.stderr
     assert not list(tmp_path.rglob("*.nc")), "no results file for bad input"
+
+
+@pytest.mark.parametrize("broken, dataset", [("shd_test.h5", []), ("shd_train.h5", ["--dataset", "shd"])])
+def test_unusable_data_ends_with_one_line_naming_the_file_and_exit_status_1(tmp_path, broken, dataset):
+    from tests.test_datasets import _fake_heidelberg
+
+    _fake_heidelberg(tmp_path / "data")
+    path = tmp_path / "data" / "SHD" / broken
+    path.write_bytes(path.read_bytes()[:2000])  # truncated
+    result = subprocess.run(_command("counts_shd.py", *dataset, "--data-dir", str(tmp_path / "data"),
+                                     "--out", str(tmp_path / "out")), capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1, result.stderr[-2000:]
+    lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and str(path) in lines[0] and "Traceback" not in result.stderr
+    assert "SYNTHETIC" not in result.stderr, "a corrupt local SHD must not fall back to the built-in set"
+    assert not list(tmp_path.rglob("*.nc"))
+
+
+def test_a_bug_still_shows_its_traceback():
+    from studies.cli import run_main
+
+    def buggy(argv):
+        return len(3)
+
+    with pytest.raises(TypeError):
+        run_main(buggy, [])
+    result = subprocess.run([sys.executable, "-c", "from studies.cli import run_main\n"
+                             "run_main(lambda argv: len(3), [])"], capture_output=True, text=True, timeout=300,
+                            cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert result.returncode == 1 and "Traceback" in result.stderr and "TypeError" in result.stderr
