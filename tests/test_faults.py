@@ -126,6 +126,16 @@ def test_unusable_data_ends_with_one_line_naming_the_file_and_exit_status_1(tmp_
     assert not list(tmp_path.rglob("*.nc"))
 
 
+def test_a_torn_checkpoint_ends_with_one_line_naming_it_and_exit_status_1(tmp_path):
+    checkpoint = tmp_path / "checkpoints" / "bptt_synthetic_seed0" / "state.pt"
+    checkpoint.parent.mkdir(parents=True)
+    checkpoint.write_bytes(b"PK\x03\x04 torn")
+    result = subprocess.run(_command("bptt_shd.py", *DATA, "--epochs", "1", "--n-hidden", "8", "--dt", "20ms",
+                                     "--out", str(tmp_path), "--resume"), capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert f"error: cannot read {checkpoint}" in result.stderr and "Traceback" not in result.stderr
+
+
 def test_a_bug_still_shows_its_traceback():
     from studies.cli import run_main
 
