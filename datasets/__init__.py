@@ -7,6 +7,8 @@ import os
 import sys
 from pathlib import Path
 
+import models  # noqa: F401  (first: it filters setuptools' _get_vc_env warning before Brian2 is imported)
+
 import numpy as np
 from sklearn.model_selection import train_test_split
 

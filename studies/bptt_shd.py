@@ -8,6 +8,11 @@ validation accuracy and reports the test accuracy there. Writes one results file
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # --help from the cache, before the imports below take seconds
+    from studies.quick_help import answer_from_cache
+
+    answer_from_cache(__file__)
+
 import copy
 import dataclasses
 import sys

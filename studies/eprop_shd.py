@@ -10,6 +10,11 @@ test accuracy there. The readout's decision is the class with the largest time-a
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # --help from the cache, before the imports below take seconds
+    from studies.quick_help import answer_from_cache
+
+    answer_from_cache(__file__)
+
 import dataclasses
 import sys
 import time

@@ -27,6 +27,11 @@ scanned parameter plus ``seed``.
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # --help from the cache, before the imports below take seconds
+    from studies.quick_help import answer_from_cache
+
+    answer_from_cache(__file__)
+
 import dataclasses
 import hashlib
 import itertools

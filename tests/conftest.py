@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import models  # noqa: F401  (first: it filters setuptools' warning before Brian2 is imported)
 import numpy as np
 import pytest
 from brian2 import Network, SpikeMonitor, StateMonitor, Synapses, defaultclock, ms, mV
