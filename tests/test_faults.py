@@ -2,6 +2,7 @@
 resumed, end with the numbers of an uninterrupted run and leave no debris; bad input ends with one
 line naming the cause and exit status 2 (usage) or 1 (data)."""
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -72,6 +73,47 @@ def test_a_killed_study_resumes_to_the_uninterrupted_result(tmp_path, rule):
     for name in names:
         np.testing.assert_array_equal(a[name].values, b[name].values, err_msg=name)
     _no_debris(killed)
+
+
+def _still_running(process) -> bool:
+    import psutil
+
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+@pytest.mark.slow
+def test_no_simulator_outlives_a_killed_study(tmp_path):
+    """SIGKILL to the study alone (not its process group): its worker processes and the simulator
+    binaries they run must end with it, at once, not run on as orphans."""
+    import psutil
+
+    command = _command("lsm_shd.py", *DATA, "--n-neurons", "60", "--chunk-size", "18", "--workers", "2",
+                       "--no-spike-time-readout", "--duration", "4s", "--out", str(tmp_path))
+    proc = subprocess.Popen(command, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        study, family, deadline = psutil.Process(proc.pid), [], time.time() + 600
+        while time.time() < deadline and proc.poll() is None:
+            with contextlib.suppress(psutil.Error):
+                family = study.children(recursive=True)
+                if any(p.name() == "main" for p in family):
+                    break
+            time.sleep(0.02)
+        binaries = [p for p in family if _still_running(p) and p.name() == "main"]
+        assert binaries, "no simulator binary was seen running"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        deadline = time.time() + 3  # the kernel kills them at once; a chunk takes far longer
+        while time.time() < deadline and any(map(_still_running, family)):
+            time.sleep(0.05)
+        left = [(p.pid, p.name()) for p in family if _still_running(p)]
+        assert not left, f"still running after the study was killed: {left}"
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
 
 
 @pytest.mark.slow
