@@ -33,6 +33,8 @@ from studies.registry import RuleSpec
 from studies.run import Run
 
 RULE = "bptt"
+#: A finished run resumed with a larger --epochs goes on from its final state.
+EXTENDABLE = ("epochs",)
 
 
 @dataclass(frozen=True)
@@ -49,7 +51,7 @@ def run(config: BPTTStudyConfig, cache=None) -> xr.Dataset:
     """Train with BPTT, choose the epoch on validation, test once (``cache`` is unused: no Brian2)."""
     if config.torch_device == "cuda" and not torch.cuda.is_available():
         raise ValueError("--torch-device cuda was asked for, but PyTorch sees no CUDA device here")
-    job = Run(RULE, config)
+    job = Run(RULE, config, extendable=EXTENDABLE)
     p = config.params
     splits = job.load_splits(config.input)
     y_train, y_val = splits.train.labels, splits.val.labels
@@ -104,7 +106,7 @@ def run(config: BPTTStudyConfig, cache=None) -> xr.Dataset:
 
 SPEC = RuleSpec(
     name=RULE, config=BPTTStudyConfig, run=run, summarize=results.summarize_classifier, params=BPTTParams, estimator=BPTTClassifier,
-    locality="non-local", compare_defaults={"epochs": 20},
+    locality="non-local", compare_defaults={"epochs": 20}, extendable=EXTENDABLE,
 )
 
 

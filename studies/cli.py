@@ -51,7 +51,7 @@ def study_main(spec, argv=None, description: str | None = None) -> Path:
     config = config_from_args(spec.config, parser.parse_args(argv))
     check_writable(Path(config.run.out))
     ds = spec.run(config)
-    path = write_results(ds, config.run.out)
+    path = write_results(ds, config.run.out, keep_state=bool(spec.extendable))
     print(spec.summarize(ds))
     print(f"results: {path}")
     return path

@@ -37,6 +37,8 @@ from studies.registry import RuleSpec
 from studies.run import Run
 
 RULE = "eprop"
+#: A finished run resumed with a larger --epochs goes on from its final state.
+EXTENDABLE = ("epochs",)
 
 
 @dataclass(frozen=True)
@@ -56,7 +58,7 @@ def _accuracy(result, labels) -> float:
 
 def run(config: EPropStudyConfig, cache: BuildCache | None = None) -> xr.Dataset:
     """Train online, choose the epoch on validation, test once."""
-    job = Run(RULE, config)
+    job = Run(RULE, config, extendable=EXTENDABLE)
     p, seed = config.params, config.run.seed
     splits = job.load_splits(config.input)
     y_train, y_val = splits.train.labels, splits.val.labels
@@ -148,7 +150,7 @@ def run(config: EPropStudyConfig, cache: BuildCache | None = None) -> xr.Dataset
 SPEC = RuleSpec(
     name=RULE, config=EPropStudyConfig, run=run, summarize=results.summarize_classifier, params=EPropParams, estimator=EPropClassifier,
     run_arg_constants=tuple(name.removeprefix("lif.") for name in EPropNetwork.RUN_ARG_CONSTANTS),
-    locality="three-factor", compare_defaults={"epochs": 5},
+    locality="three-factor", compare_defaults={"epochs": 5}, extendable=EXTENDABLE,
 )
 
 

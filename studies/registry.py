@@ -42,6 +42,7 @@ class RuleSpec:
     compare_defaults: dict = field(default_factory=dict)  # the rule's budget in the comparison ({flat name: value})
     scan_defaults: dict = field(default_factory=dict)  # options every scan point takes unless --set says otherwise
     search_space: dict = field(default_factory=dict)  # tuning search space ({flat name: range}), see the tuning study
+    extendable: tuple[str, ...] = ()  # options a finished run can be resumed with a larger value of ('epochs'); its final state is kept beside its results
 
     def __post_init__(self):
         if self.locality not in LOCALITIES:
