@@ -41,7 +41,7 @@ from models.units import ASSIGN, config_json, const, parse_assignments
 from studies import registry
 from studies.cli import DATA_ERROR, USAGE_ERROR, run_main
 from studies.config import RunConfig, apply, build_parser, config_from_args, leaves
-from studies.results import now
+from studies.results import integers_with_gaps, now, stamp
 from studies.run import check_same_config, discard_checkpoints
 
 #: Per-operation energies, Horowitz (2014), 45 nm, 32-bit float: accumulate (a spike adding a weight)
@@ -178,11 +178,13 @@ def combine(runs: dict[tuple[str, int], xr.Dataset], rules: list[str], seeds: li
     data["locality"] = ("rule", [registry.get(r).locality for r in rules],
                         {"long_name": "where the learning rule's information comes from"})
     ds = xr.Dataset(data, coords={"rule": rules, "seed": seeds, "epoch": np.arange(1, n_epochs + 1)})
+    integers_with_gaps(ds, "trainable_parameters")  # a rule may not report it
     ds.attrs["energy_reference"] = "Horowitz (2014), 45 nm: 0.9 pJ per 32-bit float add, 4.6 pJ per multiply-accumulate"
     return ds
 
 
 def compare(config: CompareConfig) -> xr.Dataset:
+    started = now()
     if config.seeds < 1:
         raise ValueError(f"--seeds must be at least 1, got {config.seeds}")
     for rule in config.rules:
@@ -199,14 +201,11 @@ def compare(config: CompareConfig) -> xr.Dataset:
     first = next(iter(runs.values()))
     combined.attrs.update({k: first.attrs[k] for k in ("dataset", "dataset_requested", "n_train", "n_val", "n_test",
                                                        "n_channels", "n_classes", "class_names", "split",
-                                                       "test_speakers", "git_commit", "package_versions")})
-    combined.attrs["Conventions"] = first.attrs.get("Conventions", "")
+                                                       "test_speakers")})
     combined.attrs.update(study="compare", device=config.device, lif=config_json(config.lif),
-                          preprocessing=first.attrs["preprocessing"], command=" ".join(sys.argv),
-                          config=config_json(config),
-                          runs=config_json({f"{r}_seed{s}": ds.attrs["config"] for (r, s), ds in runs.items()}),
-                          end_time=now())
-    return combined
+                          preprocessing=first.attrs["preprocessing"], config=config_json(config),
+                          runs=config_json({f"{r}_seed{s}": ds.attrs["config"] for (r, s), ds in runs.items()}))
+    return stamp(combined, started)
 
 
 def main(argv=None) -> Path:

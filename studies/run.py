@@ -26,11 +26,7 @@ import xarray as xr
 from datasets import Preprocessing, Splits, load_splits
 from models import files
 from models.units import config_diff, config_json
-from studies.results import dataset_attrs, label_coordinates, now, provenance
-
-#: The conventions results files follow (netCDF Climate and Forecast conventions, version 1.8).
-CONVENTIONS = "CF-1.8"
-
+from studies.results import CONVENTIONS, dataset_attrs, memory_vars, now, stamp  # noqa: F401  (CONVENTIONS: kept importable here)
 
 class ConfigMismatchError(ValueError):
     """A checkpoint or stored result was made with another configuration."""
@@ -167,10 +163,14 @@ class Run:
         return time.perf_counter() - self._t0
 
     def finish(self, ds: xr.Dataset, device: str) -> xr.Dataset:
-        """Attach the global attributes every results file carries."""
-        ds.attrs.update(Conventions=CONVENTIONS, rule=self.rule, device=device, seed=int(self.settings.seed),
-                        config=self.config_text, **dataset_attrs(self.splits), **provenance(self.started))
-        return label_coordinates(ds)
+        """Attach the global attributes every results file carries, and the peak memory where the
+        study did not measure it itself."""
+        for name, value in memory_vars().items():
+            if name not in ds:
+                ds[name] = value
+        ds.attrs.update(rule=self.rule, device=device, seed=int(self.settings.seed), config=self.config_text,
+                        **dataset_attrs(self.splits))
+        return stamp(ds, self.started)
 
 
 
