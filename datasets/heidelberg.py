@@ -23,7 +23,7 @@ import tonic
 from brian2 import second
 
 from datasets.records import SpikeDataset, SpikeSample
-from models.files import DataError
+from models.files import DataError, write_atomic
 
 
 class DatasetUnavailableError(FileNotFoundError, DataError):
@@ -176,19 +176,17 @@ def write_shd_layout(path: str | os.PathLike, samples: list[SpikeSample], class_
                      extra: dict[str, np.ndarray] | None = None) -> Path:
     """Write samples in SHD's HDF5 layout (atomically): ``spikes/times`` (float16 seconds),
     ``spikes/units`` (uint16), ``labels``, ``extra/speaker``, ``extra/keys``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with h5py.File(tmp, "w") as f:
-        times = f.create_dataset("spikes/times", (len(samples),), dtype=h5py.vlen_dtype(np.float16))
-        units = f.create_dataset("spikes/units", (len(samples),), dtype=h5py.vlen_dtype(np.uint16))
-        for index, sample in enumerate(samples):
-            times[index] = np.asarray(sample.times / second, dtype=np.float16)
-            units[index] = np.asarray(sample.units, dtype=np.uint16)
-        f["labels"] = np.array([s.label for s in samples], dtype=np.uint16)
-        f["extra/speaker"] = np.array([max(s.speaker, 0) for s in samples], dtype=np.uint16)
-        f["extra/keys"] = np.array([n.encode() for n in class_names])
-        for key, value in (extra or {}).items():
-            f[f"extra/{key}"] = value
-    os.replace(tmp, path)
-    return path
+    def write(tmp):
+        with h5py.File(tmp, "w") as f:
+            times = f.create_dataset("spikes/times", (len(samples),), dtype=h5py.vlen_dtype(np.float16))
+            units = f.create_dataset("spikes/units", (len(samples),), dtype=h5py.vlen_dtype(np.uint16))
+            for index, sample in enumerate(samples):
+                times[index] = np.asarray(sample.times / second, dtype=np.float16)
+                units[index] = np.asarray(sample.units, dtype=np.uint16)
+            f["labels"] = np.array([s.label for s in samples], dtype=np.uint16)
+            f["extra/speaker"] = np.array([max(s.speaker, 0) for s in samples], dtype=np.uint16)
+            f["extra/keys"] = np.array([n.encode() for n in class_names])
+            for key, value in (extra or {}).items():
+                f[f"extra/{key}"] = value
+
+    return write_atomic(path, write)

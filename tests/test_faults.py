@@ -56,6 +56,16 @@ CASES = {
              "checkpoints/bptt_synthetic_seed0/state.pt", ("train_loss", "val_accuracy", "test_prediction")),
     "lsm": ("lsm_shd.py", ["--n-neurons", "60", "--chunk-size", "10", "--workers", "1", "--no-spike-time-readout"],
             "checkpoints/lsm_synthetic_seed0/train.npz", ("val_accuracy", "test_accuracy", "test_counts")),
+    # Brian2's runtime device: no compilation, so three tiny runs take a minute (the compiled binary
+    # is killed in the LSM case above and in test_no_simulator_outlives_a_killed_study); killed after
+    # the first of 3 training chunks of the first of 2 epochs
+    "stdp": ("stdp_shd.py", ["--device", "runtime", "--n-train", "24", "--n-test", "10", "--dt", "1ms",
+                             "--duration", "100ms", "--n-neurons", "10", "--chunk-size", "6", "--epochs", "2"],
+             "checkpoints/stdp_synthetic_seed0/state.npz",
+             ("val_accuracy", "test_accuracy", "test_accuracy_assignment", "weights", "test_counts")),
+    "eprop": ("eprop_shd.py", ["--device", "runtime", "--n-train", "24", "--n-test", "10", "--duration", "100ms",
+                               "--n-hidden", "8", "--chunk-size", "6", "--epochs", "2", "--workers", "1"],
+              "checkpoints/eprop_synthetic_seed0/state.npz", ("train_loss", "val_accuracy", "test_prediction")),
 }
 
 
@@ -67,12 +77,74 @@ def test_a_killed_study_resumes_to_the_uninterrupted_result(tmp_path, rule):
     _run(_command(script, *DATA, *options, "--out", str(whole)))
     killed = tmp_path / "killed"
     _kill_when(_command(script, *DATA, *options, "--out", str(killed)), lambda: (killed / marker).exists())
-    _run(_command(script, *DATA, *options, "--out", str(killed), "--resume"))
+    resumed = _run(_command(script, *DATA, *options, "--out", str(killed), "--resume"))
+    assert f"resuming {rule}" in resumed.stderr, "the rerun must go on from the checkpoint, not start over"
     a = xr.load_dataset(next(whole.glob(f"{rule}_*.nc")))
     b = xr.load_dataset(next(killed.glob(f"{rule}_*.nc")))
     for name in names:
         np.testing.assert_array_equal(a[name].values, b[name].values, err_msg=name)
     _no_debris(killed)
+
+
+def _shd_layout(path: Path) -> dict:
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        return {"times": [t.tolist() for t in f["spikes/times"]], "units": [u.tolist() for u in f["spikes/units"]],
+                **{key: f[key][()].tolist() for key in ("labels", "extra/speaker", "extra/keys", "extra/file",
+                                                        "extra/duration_s", "extra/speaker_names")}}
+
+
+@pytest.mark.slow
+def test_a_killed_cochlea_conversion_goes_on_to_the_uninterrupted_set(tmp_path):
+    """FSDD through the cochlea, killed while it converts: the rerun converts only what is missing and
+    assembles the set an uninterrupted conversion makes."""
+    from tests.test_fsdd import _wav_bytes
+
+    recordings = tmp_path / "recordings"
+    recordings.mkdir()
+    for k, speaker in enumerate(("anna", "bob")):
+        for digit in (1, 7):
+            for index in range(10):  # 0-4: test
+                (recordings / f"{digit}_{speaker}_{index}.wav").write_bytes(
+                    _wav_bytes(200 + 150 * digit + 40 * index + 20 * k, seconds=0.5))
+    options = ["--dataset", "fsdd", "--data-dir", str(recordings), "--n-bins", "2"]
+
+    def command(name):
+        return _command("counts_shd.py", *options, "--out", str(tmp_path / name / "out"))
+
+    def env(name):
+        return {**os.environ, "SNN_DATA_DIR": str(tmp_path / name / "data")}
+
+    whole = subprocess.run(command("whole"), capture_output=True, text=True, timeout=900, env=env("whole"))
+    assert whole.returncode == 0, whole.stderr[-2000:]
+    entries = tmp_path / "killed" / "data" / "fsdd-spikes" / "files"
+    proc = subprocess.Popen(command("killed"), start_new_session=True, env=env("killed"),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 600
+    try:
+        while time.time() < deadline and proc.poll() is None and not list(entries.rglob("*.npz")):
+            time.sleep(0.02)
+        done = {p: p.stat().st_mtime_ns for p in entries.rglob("*.npz")}
+        assert proc.poll() is None and 0 < len(done) < 40, f"not killed midway: {len(done)} of 40 converted"
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    rerun = subprocess.run(command("killed"), capture_output=True, text=True, timeout=900, env=env("killed"))
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert all(p.stat().st_mtime_ns == t for p, t in done.items()), "what was converted before the kill is kept"
+    assert len(list(entries.rglob("*.npz"))) == 40
+    leftovers = [p for p in (tmp_path / "killed").rglob("*") if p.name.endswith(".tmp")]
+    assert not leftovers, f"left behind: {leftovers}"
+    for split in ("train", "test"):
+        a, b = (next((tmp_path / name / "data" / "fsdd-spikes").glob(f"*/SHD/shd_{split}.h5"))
+                for name in ("whole", "killed"))
+        assert _shd_layout(a) == _shd_layout(b), split
+    a, b = (xr.load_dataset(next((tmp_path / name / "out").glob("counts_*.nc"))) for name in ("whole", "killed"))
+    assert a.attrs["n_train"] + a.attrs["n_val"] == 20 and a.attrs["n_test"] == 20
+    for name in ("val_accuracy", "test_accuracy", "input_spikes_per_sample"):
+        np.testing.assert_array_equal(a[name].values, b[name].values, err_msg=name)
 
 
 def _still_running(process) -> bool:
