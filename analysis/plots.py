@@ -197,8 +197,46 @@ def plot_scan_heatmap(ds: xr.Dataset, ax=None, variable: str = "test_accuracy"):
     return ax
 
 
+def plot_optimization_history(ds: xr.Dataset, ax=None):
+    """A tuning search: each trial's objective (colour: how it ended) and the best so far."""
+    ax = _axes(ax)
+    value, state = ds.val_accuracy.values, ds.state.values.astype(str)
+    styles = {"complete": ("C0", "o"), "pruned": ("C1", "v"), "fail": ("C3", "x")}
+    for name, (colour, marker) in styles.items():
+        chosen = state == name
+        if chosen.any():
+            ax.scatter(ds.trial.values[chosen], np.nan_to_num(value[chosen], nan=0.0), color=colour, marker=marker,
+                       label=f"{name} ({int(chosen.sum())})", zorder=3)
+    complete = np.where(state == "complete", value, -np.inf)
+    best = np.maximum.accumulate(complete)
+    ax.step(ds.trial.values[np.isfinite(best)], best[np.isfinite(best)], where="post", color="k", lw=1,
+            label="best so far")
+    ax.set_xlabel(label(ds.trial))
+    ax.set_ylabel(label(ds.val_accuracy).split(" (")[0])
+    ax.set_ylim(0, 1)
+    ax.set_title(f"search of {ds.attrs.get('rule', '')} on {ds.attrs.get('dataset', '')}: "
+                 f"{ds.attrs.get('n_trials', ds.sizes['trial'])} trials")
+    ax.legend(fontsize="small")
+    return ax
+
+
+def plot_param_importances(ds: xr.Dataset, ax=None):
+    """A tuning search: how much of the objective's variance each tuned option explains (fANOVA)."""
+    ax = _axes(ax)
+    order = np.argsort(np.nan_to_num(ds.importance.values, nan=-1.0))
+    names = [str(v) for v in ds.parameter.values[order]]
+    ax.barh(names, np.nan_to_num(ds.importance.values[order], nan=0.0), color="C0")
+    ax.set_xlabel(label(ds.importance))
+    ax.set_xlim(0, 1)
+    ax.set_title(f"what mattered in the search of {ds.attrs.get('rule', '')}"
+                 + ("" if np.isfinite(ds.importance.values).any() else " (too few complete trials to tell)"))
+    return ax
+
+
 #: Which plots apply to a results file: (name, function, variables it needs).
 PLOTS = (
+    ("optimization_history", plot_optimization_history, ("trial", "val_accuracy", "state")),
+    ("param_importances", plot_param_importances, ("importance", "parameter")),
     ("accuracy_by_rule", plot_accuracy_by_rule, ("rule", "seed", "test_accuracy")),
     ("accuracy_vs_synops", plot_accuracy_vs_cost, ("rule", "synaptic_operations_per_sample")),
     ("learning_curves", plot_learning_curves, ("rule", "val_accuracy")),
@@ -223,4 +261,6 @@ def applicable(ds: xr.Dataset):
     found = [(name, fn) for name, fn, needs in PLOTS if all(has(n) for n in needs)]
     if "rule" in ds.dims:  # a comparison: its per-rule plots replace the single-run ones
         found = [(n, f) for n, f in found if n not in ("learning_curve", "confusion")]
+    if "trial" in ds.dims:  # a tuning search: its own plots only
+        found = [(n, f) for n, f in found if n in ("optimization_history", "param_importances")]
     return found

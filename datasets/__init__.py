@@ -139,6 +139,10 @@ def speaker_split(train: SpikeDataset, test: SpikeDataset,
             dataclasses.replace(test, samples=[s for s in pooled if s.speaker in held_out]))
 
 
+#: Seed of the test subset (``n_test``), the same for every run.
+TEST_SUBSET_SEED = 0
+
+
 def load_splits(name: str | None, data_dir=None, *, preprocessing: Preprocessing = Preprocessing(),
                 n_train: int | None = None, n_test: int | None = None, val_fraction: float = 0.1,
                 seed: int = 0, synthetic: TimingConfig | SyntheticConfig | None = None, split: str = "official",
@@ -186,7 +190,9 @@ def load_splits(name: str | None, data_dir=None, *, preprocessing: Preprocessing
         train, test = speaker_split(train, test, test_speakers)
     subset_seed, split_seed = np.random.SeedSequence(seed).generate_state(2)
     train = train.subset(stratified_subset(train.labels, n_train, int(subset_seed)))
-    test = test.subset(stratified_subset(test.labels, n_test, int(subset_seed)))
+    # the test subset does not follow the run's seed: every seed and every rule is tested on the same
+    # samples, so that results pair sample by sample
+    test = test.subset(stratified_subset(test.labels, n_test, TEST_SUBSET_SEED))
     if len(train) < 2:
         raise ValueError("at least two training samples are needed (one goes to validation)")
     fit, val = validation_split(train.labels, val_fraction, int(split_seed))

@@ -48,6 +48,7 @@ class BPTTParams:
     target_rate: Quantity = const(10 * Hz)  # r_0 of the firing-rate term
     surrogate_slope: float = 10.0  # beta of the fast sigmoid
     weight_scale: float = 5.0  # initial input weight scale, in (v_threshold - v_rest) / sqrt(fan-in)
+    train_hidden: bool = True  # learn the input and recurrent weights (off: only the readout learns, the learning-off control)
 
     def __post_init__(self):
         check_quantity("target_rate", self.target_rate, Hz)
@@ -92,7 +93,8 @@ class BPTTClassifier(BaseEstimator, ClassifierMixin):
         self.model_ = RecurrentLIFNetwork(self.n_inputs, p.n_hidden, len(self.classes_), p.lif, self.dt,
                                           recurrent=p.recurrent, slope=p.surrogate_slope,
                                           weight_scale=p.weight_scale, generator=generator).to(self.torch_device)
-        self.optimizer_ = torch.optim.Adam(self.model_.parameters(), lr=p.learning_rate)
+        trained = self.model_.parameters() if p.train_hidden else [self.model_.w_out]
+        self.optimizer_ = torch.optim.Adam(trained, lr=p.learning_rate)
         self.epochs_done_ = 0
         return self
 
@@ -176,4 +178,4 @@ class BPTTClassifier(BaseEstimator, ClassifierMixin):
 
     @property
     def n_parameters(self) -> int:
-        return int(sum(p.numel() for p in self.model_.parameters()))
+        return int(sum(p.numel() for group in self.optimizer_.param_groups for p in group["params"]))

@@ -73,6 +73,7 @@ class EPropParams:
     target_rate: Quantity = const(10 * Hz)  # r_0 of the regulariser
     surrogate_slope: float = 10.0  # beta of the pseudo-derivative
     weight_scale: float = 5.0  # initial weights, as in the BPTT baseline (threshold units / sqrt(fan-in))
+    train_hidden: bool = True  # learn the input and recurrent weights (off: only the readout learns, the learning-off control)
 
     def __post_init__(self):
         check_quantity("learning_rate", self.learning_rate, volt)
@@ -341,7 +342,8 @@ class EPropNetwork(ChunkedReplayNetwork):
             ops.append(_every_sample(hidden, RATE_ERROR, "count_update", t_sample))
         if p.update == "sample":
             add_reg = ADD_REGULARISER if p.rate_penalty > 0 else ""
-            ops += [_every_sample(syn, add_reg + _adam("post"), "apply_update", t_sample) for syn in plastic]
+            if p.train_hidden:
+                ops += [_every_sample(syn, add_reg + _adam("post"), "apply_update", t_sample) for syn in plastic]
             ops.append(_every_sample(out, _adam("pre"), "apply_update", t_sample))
         ops.append(_every_sample(hidden, RESET_HIDDEN, "reset_neurons", t_sample))
         ops.append(_every_sample(self.replay.group, RESET_INPUT, "reset_neurons", t_sample))
@@ -356,7 +358,7 @@ class EPropNetwork(ChunkedReplayNetwork):
         step = ACCUMULATE_GRADIENT
         if p.rate_penalty > 0:
             step += ACCUMULATE_REGULARISER
-        if p.update == "online":
+        if p.update == "online" and p.train_hidden:
             step += ONLINE_STEP
         ops += [_every_step(syn, step, "accumulate_gradient") for syn in plastic]
         out_step = ACCUMULATE_READOUT_GRADIENT + (ONLINE_READOUT_STEP if p.update == "online" else "")

@@ -31,6 +31,7 @@ from studies.cli import run_main, study_main
 from studies.config import RunConfig
 from studies.registry import RuleSpec
 from studies.run import Run
+from studies.space import Choice, Float, Int
 
 RULE = "bptt"
 #: A finished run resumed with a larger --epochs goes on from its final state.
@@ -83,6 +84,7 @@ def run(config: BPTTStudyConfig, cache=None) -> xr.Dataset:
         job.save_torch_checkpoint({"classifier": clf.state(), "history": history, "best": best})
         print(f"epoch {clf.epochs_done_}/{config.epochs}: training loss {loss:.3f} (cross-entropy per sample), train {train_acc:.3f}, "
               f"validation {val_acc:.3f}", file=sys.stderr)
+        job.end_epoch(clf.epochs_done_, val_acc)
 
     clf.model_.load_state_dict(best["model"])
     predicted, counts = clf.evaluate(splits.test.samples)
@@ -107,6 +109,15 @@ def run(config: BPTTStudyConfig, cache=None) -> xr.Dataset:
 SPEC = RuleSpec(
     name=RULE, config=BPTTStudyConfig, run=run, summarize=results.summarize_classifier, params=BPTTParams, estimator=BPTTClassifier,
     locality="non-local", compare_defaults={"epochs": 20}, extendable=EXTENDABLE,
+    search_space={
+        "learning_rate": Float(3e-4, 1e-2, log=True),
+        "rate_penalty": Float(1e-6, 1e-2, log=True),  # regulariser strength (mean over neurons of (rate - r_0)^2 in Hz^2)
+        "weight_scale": Float(1.0, 10.0, log=True),  # initial weights
+        "tau_mem": Float("8 ms", "80 ms", log=True),
+        "tau_syn": Float("1 ms", "15 ms", log=True),
+        "n_hidden": Int(32, 256, log=True),  # network size budget: at most 256 hidden neurons
+        "readout_reduction": Choice("max", "mean"),
+    },
 )
 
 

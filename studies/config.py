@@ -172,7 +172,10 @@ def parse_leaf(leaf: Leaf, value):
     if kind is int:
         return value if isinstance(value, int) and not isinstance(value, bool) else parse_value(str(value), 0)
     if kind is float:
-        return float(value)
+        try:
+            return float(value)
+        except ValueError:
+            raise ValueError(f"expected a plain number (no unit), got {value!r}") from None
     if kind is str:
         text = str(value)
         if leaf.choices is not None and text not in leaf.choices:

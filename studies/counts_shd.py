@@ -29,6 +29,7 @@ from studies.cli import run_main, study_main
 from studies.config import RunConfig
 from studies.registry import RuleSpec
 from studies.run import Run
+from studies.space import Int
 
 RULE = "counts"
 
@@ -68,7 +69,8 @@ def summarize(ds: xr.Dataset) -> str:
             f"(chance {1 / ds.attrs['n_classes']:.3f}; dataset {ds.attrs['dataset']})")
 
 
-SPEC = RuleSpec(name=RULE, config=CountsStudyConfig, run=run, summarize=summarize, locality="no network")
+SPEC = RuleSpec(name=RULE, config=CountsStudyConfig, run=run, summarize=summarize, locality="no network",
+                search_space={"n_bins": Int(1, 200, log=True)})  # from one bin to 5 ms bins of 1 s
 
 
 def main(argv=None):

@@ -35,6 +35,7 @@ from studies.cli import run_main, study_main
 from studies.config import RunConfig
 from studies.registry import RuleSpec
 from studies.run import Run
+from studies.space import Float, Int
 
 RULE = "eprop"
 #: A finished run resumed with a larger --epochs goes on from its final state.
@@ -47,6 +48,7 @@ class EPropStudyConfig:
     input: Preprocessing = dataclasses.field(default_factory=lambda: Preprocessing(dt=1 * ms))  # time step, duration, pooling
     device: str = dataclasses.field(default="cpp_standalone", metadata={"choices": DEVICES})  # Brian2 device
     epochs: int = 5  # passes over the training set
+    max_train_seconds: float | None = None  # stop after the epoch that passes this training wall time (it is scored); none: no cap
     chunk_size: int = 100  # most samples per run of the binary (balanced to the set sizes)
     workers: int = 2  # processes for evaluation chunks
     params: EPropParams = dataclasses.field(default_factory=EPropParams)  # network and learning constants
@@ -90,7 +92,10 @@ def run(config: EPropStudyConfig, cache: BuildCache | None = None) -> xr.Dataset
                 arrays.update({f"best_{k}": v for k, v in best.items()})
             job.save_checkpoint(**arrays)
 
-        while epoch < config.epochs:
+        def over_budget() -> bool:
+            return config.max_train_seconds is not None and sum(history["epoch_seconds"]) >= config.max_train_seconds
+
+        while epoch < config.epochs and not over_budget():
             t_epoch = time.perf_counter()
             order = np.random.default_rng([seed, epoch]).permutation(len(splits.train))
             samples = [splits.train.samples[i] for i in order]
@@ -119,6 +124,7 @@ def run(config: EPropStudyConfig, cache: BuildCache | None = None) -> xr.Dataset
             print(f"epoch {epoch}/{config.epochs}: training loss {history['train_loss'][-1]:.1f} (cross-entropy summed "
                   f"over the sample's steps), accuracy "
                   f"{history['train_accuracy'][-1]:.3f}; validation {history['val_accuracy'][-1]:.3f}", file=sys.stderr)
+            job.end_epoch(epoch, history["val_accuracy"][-1])
 
         net.state_ = {k: v for k, v in best.items() if k != "epoch"}
         test = net.present(splits.test.samples, learn=False, progress="test", workers=config.workers)
@@ -126,7 +132,8 @@ def run(config: EPropStudyConfig, cache: BuildCache | None = None) -> xr.Dataset
         binary_mib = net.compiled.peak_binary_memory
 
     predicted = test["logits"].argmax(axis=1)
-    n_params = sum(v.size for k, v in net.state_.items() if k.startswith("w_"))
+    trained = ("w_",) if p.train_hidden else ("w_out",)
+    n_params = sum(v.size for k, v in net.state_.items() if k.startswith(trained))
     train_time = float(np.sum(history["epoch_seconds"]))
     ds = xr.Dataset(
         {
@@ -151,6 +158,14 @@ SPEC = RuleSpec(
     name=RULE, config=EPropStudyConfig, run=run, summarize=results.summarize_classifier, params=EPropParams, estimator=EPropClassifier,
     run_arg_constants=tuple(name.removeprefix("lif.") for name in EPropNetwork.RUN_ARG_CONSTANTS),
     locality="three-factor", compare_defaults={"epochs": 5}, extendable=EXTENDABLE,
+    search_space={
+        "learning_rate": Float("0.002 mV", "0.2 mV", log=True),
+        "rate_penalty": Float(1e-6, 1e-2, log=True),  # regulariser strength (per Hz^2)
+        "weight_scale": Float(1.0, 10.0, log=True),  # initial weights
+        "tau_mem": Float("8 ms", "80 ms", log=True),
+        "tau_syn": Float("1 ms", "15 ms", log=True),
+        "n_hidden": Int(32, 256, log=True),  # network size budget: at most 256 hidden neurons
+    },
 )
 
 

@@ -1,6 +1,6 @@
 """Where independent jobs run: local worker processes or a Dask cluster, behind one interface.
 
-Scans (and searches) submit ``function(*args)`` and consume results as they complete. Local
+Scans and tuning searches submit ``function(*args)`` and consume results as they complete. Local
 workers are spawned processes; on Dask, a scheduler address (``tcp://HOST:8786``, from
 dask-jobqueue on SLURM, say) or an in-process ``LocalCluster`` of N single-threaded workers.
 Each job should use one core: see :func:`one_core`.
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, as_completed, wait
 
 
 def one_core() -> None:
@@ -43,6 +43,10 @@ class LocalExecutor:
     def as_completed(self, futures):
         return as_completed(futures)
 
+    def wait_first(self, futures):
+        """``(done, not_done)`` as soon as one of ``futures`` is done."""
+        return wait(futures, return_when=FIRST_COMPLETED)
+
     def close(self):
         self.pool.shutdown(cancel_futures=True)
 
@@ -70,6 +74,12 @@ class DaskExecutor:
         from distributed import as_completed as dask_completed
 
         return dask_completed(futures)
+
+    def wait_first(self, futures):
+        from distributed import wait as dask_wait
+
+        result = dask_wait(futures, return_when="FIRST_COMPLETED")
+        return result.done, result.not_done
 
     def close(self):
         self.client.close()

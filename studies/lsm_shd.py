@@ -39,6 +39,7 @@ from studies.cli import run_main, study_main
 from studies.config import RunConfig
 from studies.registry import RuleSpec
 from studies.run import Run
+from studies.space import Float, Int
 
 RULE = "lsm"
 SPLITS = ("train", "val", "test")
@@ -176,6 +177,14 @@ SPEC = RuleSpec(
     run_arg_constants=tuple(name.removeprefix("lif.") for name in Liquid.RUN_ARG_CONSTANTS),
     locality="local (readout only)", compare_defaults={"n_neurons": 500},
     scan_defaults={"spike_time_readout": False},
+    search_space={
+        "weight_scale": Float(0.25, 4.0, log=True),  # recurrent strength (quiet < 1 < saturated)
+        "w_input": Float("1 mV", "8 mV", log=True),
+        "p_connect": Float(0.02, 0.3, log=True),
+        "tau_mem": Float("8 ms", "80 ms", log=True),
+        "n_bins": Int(1, 50, log=True),  # time bins of the readout's count features
+        "n_neurons": Int(100, 1000, log=True),  # network size budget: at most 1,000 neurons
+    },
 )
 
 

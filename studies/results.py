@@ -91,7 +91,7 @@ COORDINATES = dict(
     input="input channel", rank="rank in the order of selection", n_selected="neurons selected by the readout",
     rule="learning rule", seed="seed of the run", channel="input channel", time_bins="time bins of the count features",
     count_bins="time bins of the count features", workers="worker processes", implementation="implementation timed",
-    sequence_steps="time steps per sample",
+    sequence_steps="time steps per sample", trial="trial number in the search", parameter="tuned option",
 )
 NAMED = ("rule", "implementation")
 

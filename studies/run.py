@@ -28,6 +28,22 @@ from models import files
 from models.units import config_diff, config_json
 from studies.results import CONVENTIONS, dataset_attrs, memory_vars, now, stamp  # noqa: F401  (CONVENTIONS: kept importable here)
 
+#: Functions called as ``listener(epoch, val_accuracy)`` after every epoch of a rule trained over
+#: epochs (see :func:`epoch_listener`); a tuning search's pruner listens here and may stop the run
+#: by raising.
+_EPOCH_LISTENERS: list = []
+
+
+@contextlib.contextmanager
+def epoch_listener(listener):
+    """Call ``listener(epoch, val_accuracy)`` after every training epoch of the runs made inside."""
+    _EPOCH_LISTENERS.append(listener)
+    try:
+        yield listener
+    finally:
+        _EPOCH_LISTENERS.remove(listener)
+
+
 class ConfigMismatchError(ValueError):
     """A checkpoint or stored result was made with another configuration."""
 
@@ -138,6 +154,12 @@ class Run:
 
     def save_torch_checkpoint(self, state: dict, name: str = "state.pt") -> None:
         files.save_torch(self.checkpoint_dir / name, {**state, "config": self.config_text})
+
+    def end_epoch(self, epoch: int, val_accuracy: float) -> None:
+        """Tell the listeners (a tuning search's pruner) that ``epoch`` (from 1) ended with
+        ``val_accuracy``; call it after the epoch's checkpoint is saved."""
+        for listener in list(_EPOCH_LISTENERS):
+            listener(int(epoch), float(val_accuracy))
 
     def note_resume(self, where: str) -> None:
         print(f"resuming {self.rule} {where}", file=sys.stderr)

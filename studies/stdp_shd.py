@@ -37,6 +37,7 @@ from studies.cli import run_main, study_main
 from studies.config import RunConfig
 from studies.registry import RuleSpec
 from studies.run import Run
+from studies.space import Float, Int
 
 RULE = "stdp"
 
@@ -177,6 +178,14 @@ SPEC = RuleSpec(
     name=RULE, config=STDPStudyConfig, run=run, summarize=summarize, params=STDPParams, estimator=STDPTransformer,
     run_arg_constants=tuple(name.removeprefix("lif.") for name in STDPNetwork.RUN_ARG_CONSTANTS),
     locality="local", compare_defaults={"n_neurons": 100, "epochs": 1},
+    search_space={
+        "a_plus": Float("0.002 mV", "0.05 mV", log=True),  # learning rate
+        "theta_plus": Float("0.01 mV", "0.5 mV", log=True),
+        "w_inhibition": Float("1 mV", "20 mV", log=True),
+        "tau_mem": Float("8 ms", "100 ms", log=True),
+        "n_bins": Int(1, 20, log=True),  # time bins of the logistic readout's features
+        "n_neurons": Int(25, 400, log=True),  # network size budget: at most 400 neurons
+    },
 )
 
 

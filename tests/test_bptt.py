@@ -82,3 +82,23 @@ def test_bad_options_give_clear_errors():
         BPTTParams(readout_reduction="last")
     with pytest.raises(TypeError, match="units"):
         BPTTParams(target_rate=10 * ms)
+
+
+def test_the_learning_off_control_trains_only_the_readout():
+    """``train_hidden=False`` (the comparison's ablation): hidden weights stay as drawn, the readout learns."""
+    from brian2 import ms, second
+
+    from datasets.records import SpikeSample
+    from learning_rules.bptt import BPTTClassifier, BPTTParams
+
+    rng = np.random.default_rng(0)
+    X = [SpikeSample(rng.integers(0, 20, 100), rng.uniform(0, 0.1, 100) * second, k % 3) for k in range(12)]
+    clf = BPTTClassifier(BPTTParams(n_hidden=8, batch_size=4, train_hidden=False), n_inputs=20, dt=1 * ms,
+                         duration=100 * ms, epochs=2, seed=0)
+    clf.initialize(np.arange(3))
+    before = {name: w.detach().clone() for name, w in clf.model_.named_parameters()}
+    clf.partial_fit(X, [x.label for x in X])
+    after = dict(clf.model_.named_parameters())
+    assert torch.equal(after["w_in"], before["w_in"]) and torch.equal(after["w_rec"], before["w_rec"])
+    assert not torch.equal(after["w_out"], before["w_out"])
+    assert clf.n_parameters == 8 * 3

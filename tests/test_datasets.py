@@ -178,3 +178,14 @@ def test_synthetic_class_information_lies_in_timing():
         scores.append(model.score(x_test, test.labels))
     assert scores[0] < 0.35, f"counts alone should sit near chance (0.2), got {scores[0]}"
     assert scores[1] > scores[0] + 0.4, f"timing should add much: {scores}"
+
+
+def test_every_seed_is_tested_on_the_same_test_samples():
+    from datasets import load_splits
+
+    first, second = (load_splits("synthetic_bursts", n_train=60, n_test=20, seed=s) for s in (0, 1))
+    assert [s.units.tolist() for s in first.test.samples] == [s.units.tolist() for s in second.test.samples]
+    assert first.test.labels.tolist() == second.test.labels.tolist()
+    # while the training subsets and validation splits follow the seed
+    assert first.val.labels.tolist() != second.val.labels.tolist() or \
+        [s.units.tolist() for s in first.train.samples] != [s.units.tolist() for s in second.train.samples]

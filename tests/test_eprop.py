@@ -103,3 +103,21 @@ def test_study_runs_and_resumes_identically(tmp_path, monkeypatch):
     resumed = xr.load_dataset(eprop_shd.main(argv + ["--out", str(tmp_path / "b"), "--resume"]))
     for name in ("train_loss", "val_accuracy", "test_accuracy", "test_prediction"):
         np.testing.assert_array_equal(whole[name].values, resumed[name].values)
+
+
+@pytest.mark.slow
+def test_the_learning_off_control_trains_only_the_readout(build_dir):
+    """``train_hidden=False`` (the comparison's ablation): input and recurrent weights stay as drawn,
+    the readout learns."""
+    rng = np.random.default_rng(2)
+    samples = [preprocess(SpikeSample(rng.integers(0, N_IN, 200), rng.uniform(0, 0.1, 200) * second, k % N_OUT),
+                          Preprocessing(duration=STEPS * ms, dt=1 * ms)) for k in range(4)]
+    params = EPropParams(n_hidden=6, recurrent=True, weight_scale=15.0, train_hidden=False)
+    net = EPropNetwork(params, N_IN, N_OUT, dt=1 * ms, sample_duration=STEPS * ms, chunk_size=4, capacity=400,
+                       device_name="cpp_standalone", build_dir=build_dir, seed=1)
+    before = {k: np.copy(v) for k, v in net.state_.items() if k.startswith("w_")}
+    net.present(samples, learn=True)
+    devices.reset_brian()
+    np.testing.assert_array_equal(net.state_["w_in"], before["w_in"])
+    np.testing.assert_array_equal(net.state_["w_rec"], before["w_rec"])
+    assert np.abs(net.state_["w_out"] - before["w_out"]).max() > 0

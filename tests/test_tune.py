@@ -1,0 +1,223 @@
+"""The tuning search: spaces checked before anything runs, failing trials recorded, one pruner for
+rules trained over epochs, a killed search that resumes to the same trials, and a Dask cluster.
+
+A toy rule trained over epochs (its validation accuracy a known curve of its options) keeps the
+search tests fast; the Dask test tunes the real input-count control.
+"""
+
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+from brian2 import Quantity, ms
+
+from datasets import Preprocessing
+from models.units import const
+from studies import registry, tune
+from studies.config import RunConfig
+from studies.results import scalar
+from studies.run import Run
+from studies.space import Choice, Float, Int, check_space
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class CurveParams:
+    rate: float = 0.5  # how fast validation accuracy rises with the epochs
+    ceiling: float = 0.8  # where it saturates
+    delay: float = 0.0  # seconds of sleep per epoch (to be killed mid-search)
+    fail: bool = False  # raise inside the run
+
+
+@dataclass(frozen=True)
+class CurveConfig:
+    run: RunConfig = dataclasses.field(default_factory=RunConfig)  # data, seed, files
+    input: Preprocessing = dataclasses.field(default_factory=lambda: Preprocessing(dt=1 * ms))  # time grid
+    epochs: int = 4  # epochs
+    max_train_seconds: float | None = None  # training wall time cap, checked after each epoch
+    params: CurveParams = dataclasses.field(default_factory=CurveParams)  # the curve
+
+
+def run_curve(config: CurveConfig, cache=None) -> xr.Dataset:
+    """Validation accuracy ceiling * (1 - exp(-rate * epoch)), one epoch at a time, told to the listeners."""
+    p = config.params
+    if p.fail:
+        raise RuntimeError("the curve rule was asked to fail")
+    job = Run("curve", config)
+    history = []
+    for epoch in range(1, config.epochs + 1):
+        time.sleep(p.delay)
+        history.append(p.ceiling * (1 - np.exp(-p.rate * epoch)))
+        job.end_epoch(epoch, history[-1])
+    return xr.Dataset({"val_accuracy": ("epoch", np.array(history), {"units": "1", "long_name": "validation accuracy"}),
+                       "train_seconds": scalar(p.delay * config.epochs, "s", "training time")},
+                      coords={"epoch": np.arange(1, config.epochs + 1)})
+
+
+SPACE = {"rate": Float(0.05, 2.0, log=True), "ceiling": Float(0.2, 0.9), "fail": Choice(False, True)}
+CURVE = registry.RuleSpec(name="curve", config=CurveConfig, run=run_curve, summarize=str, params=CurveParams,
+                          locality="no network", search_space=SPACE)
+DATA = ["--dataset", "synthetic_bursts", "--n-train", "40", "--n-test", "10"]
+
+
+def test_a_search_records_failures_prunes_and_writes_a_usable_best_configuration(tmp_path):
+    registry.register(CURVE)
+    path = tune.main(["--rule", "curve", "--trials", "8", "--startup-trials", "2", *DATA,
+                      "--max-sample-epochs", "100", "--out", str(tmp_path)])
+    ds = xr.load_dataset(path)
+    states = list(ds.state.values)
+    assert ds.sizes["trial"] == 8 and ds.attrs["n_trials"] == 8
+    # 36 training samples after validation: the cap of 100 sample-epochs leaves 2 of the 4 epochs
+    assert ds.attrs["epochs_per_trial"] == 2 and ds.attrs["n_fit_samples"] == 36
+    assert ds.attrs["max_sample_epochs"] == 100 and set(ds.sample_epochs.values) <= {0, 36, 72}
+    failed = [i for i, s in enumerate(states) if s == "fail"]
+    assert failed and all("asked to fail" in ds.error.values[i] for i in failed)
+    assert all(ds.param_fail.values[i] == "True" for i in failed)
+    assert "complete" in states
+    # the objective is the best validation accuracy of the epochs trained, the curve's value at epoch 2
+    done = ds.where(ds.state == "complete", drop=True)
+    expected = done.param_ceiling * (1 - np.exp(-done.param_rate * 2))
+    np.testing.assert_allclose(done.val_accuracy, expected, rtol=1e-12)
+    assert ds.attrs["best_val_accuracy"] == pytest.approx(float(done.val_accuracy.max()))
+    best = json.loads((tmp_path / "tune_curve" / "best.json").read_text())
+    assert best["epochs"] == 2 and "run" not in best
+    assert float(best["params"]["rate"]) == pytest.approx(float(done.param_rate.values[np.argmax(done.val_accuracy.values)]))
+    # the study's own command line takes it, and an explicit option still wins
+    from studies.config import build_parser, config_from_args
+
+    args = build_parser(CurveConfig, "curve").parse_args(["--config", str(tmp_path / "tune_curve" / "best.json"),
+                                                           "--epochs", "3"])
+    config = config_from_args(CurveConfig, args)
+    assert config.epochs == 3 and config.params.rate == pytest.approx(float(best["params"]["rate"]))
+    assert ds.importance.dims == ("parameter",) and set(ds.parameter.values) == set(SPACE)
+    from analysis.figures import draw
+
+    drawn = {f.name for f in draw(path, tmp_path / "figures")}
+    assert drawn == {"tune_curve_optimization_history.png", "tune_curve_param_importances.png"}
+
+
+def test_one_pruner_stops_trials_below_the_median(tmp_path):
+    registry.register(dataclasses.replace(CURVE, search_space={"rate": Float(0.01, 3.0, log=True)}))
+    ds = xr.load_dataset(tune.main(["--rule", "curve", "--trials", "10", "--startup-trials", "2", *DATA,
+                                    "--set", "epochs=5", "--out", str(tmp_path)]))
+    pruned = ds.where(ds.state == "pruned", drop=True)
+    assert ds.attrs["pruner"].startswith("MedianPruner") and pruned.sizes["trial"] >= 1
+    assert (pruned.epochs_done < 5).all() and (pruned.epochs_done >= 2).all()  # never before the second epoch
+    # a pruned trial is scored at the epoch it reached
+    reached = pruned.val_accuracy_per_epoch.max("epoch")
+    np.testing.assert_allclose(pruned.val_accuracy, reached)
+    none = xr.load_dataset(tune.main(["--rule", "curve", "--trials", "4", "--startup-trials", "2", *DATA,
+                                      "--set", "epochs=5", "--no-prune", "--out", str(tmp_path / "off")]))
+    assert set(none.state.values) == {"complete"} and none.attrs["pruner"] == "none"
+
+
+SUBPROCESS = """
+import sys
+sys.path[:0] = [{tests!r}, {root!r}]
+import test_tune
+from studies import registry, tune
+registry.register(test_tune.CURVE_SLOW)
+tune.main({argv!r})
+"""
+CURVE_SLOW = dataclasses.replace(CURVE, search_space={"rate": Float(0.05, 2.0, log=True), "ceiling": Float(0.2, 0.9)})
+
+
+def _finished_trials(out: Path) -> int:
+    import optuna
+
+    db = out / "tune_curve" / "study.db"
+    if not db.exists():
+        return 0
+    try:
+        study = optuna.load_study(study_name="tune_curve", storage=f"sqlite:///{db}")
+    except (KeyError, Exception):
+        return 0
+    return sum(t.state.is_finished() for t in study.get_trials(deepcopy=False))
+
+
+def test_a_killed_search_resumes_to_the_same_trials_and_best_value(tmp_path):
+    registry.register(CURVE_SLOW)
+    argv = ["--rule", "curve", "--trials", "6", "--startup-trials", "2", *DATA, "--set", "delay=0.4", "epochs=3"]
+    whole = xr.load_dataset(tune.main(argv + ["--out", str(tmp_path / "whole")]))
+
+    out = tmp_path / "killed"
+    script = SUBPROCESS.format(tests=str(ROOT / "tests"), root=str(ROOT), argv=argv + ["--out", str(out)])
+    process = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, start_new_session=True,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while _finished_trials(out) < 2 and time.time() < deadline and process.poll() is None:
+        time.sleep(0.2)
+    time.sleep(0.6)  # into the next trial's epochs
+    assert process.poll() is None, "the search ended before it could be killed"
+    os.killpg(process.pid, signal.SIGKILL)  # the search and its worker processes
+    process.wait()
+    with pytest.raises(ValueError, match="already stored"):
+        tune.main(argv + ["--out", str(out)])  # without --resume: refused, nothing overwritten
+    resumed = xr.load_dataset(tune.main(argv + ["--out", str(out), "--resume"]))
+
+    for name in ("param_rate", "param_ceiling", "val_accuracy", "state", "epochs_done"):
+        np.testing.assert_array_equal(resumed[name].values, whole[name].values, err_msg=name)
+    assert resumed.attrs["best_val_accuracy"] == whole.attrs["best_val_accuracy"]
+    assert resumed.attrs["best_params"] == whole.attrs["best_params"]
+    # a resume with another configuration names the difference
+    with pytest.raises(ValueError, match="n_train"):
+        tune.main(["--rule", "curve", "--trials", "6", "--startup-trials", "2", "--dataset", "synthetic_bursts",
+                   "--n-train", "50", "--set", "delay=0.4", "epochs=3", "--out", str(out), "--resume"])
+
+
+@pytest.mark.parametrize("space, message", [
+    ({"no_such_option": Int(1, 4)}, "unknown option 'no_such_option'"),
+    ({"tau_mem": Float("1 mV", "2 mV")}, "wrong units"),
+    ({"n_bins": Int(5, 5)}, "empty range"),
+    ({"rate": Float(0.0, 1.0, log=True)}, "log range"),
+    ({"ceiling": Float("1 ms", "2 s")}, "one unit"),
+    ({"fail": Choice(True)}, "at least two"),
+])
+def test_bad_search_spaces_are_refused_before_anything_runs(space, message):
+    @dataclass(frozen=True)
+    class WithNeuron:
+        run: RunConfig = dataclasses.field(default_factory=RunConfig)  # data, seed, files
+        n_bins: int = 1  # time bins
+        tau_mem: Quantity = const(20 * ms)  # membrane time constant
+        params: CurveParams = dataclasses.field(default_factory=CurveParams)  # the curve
+
+    with pytest.raises(ValueError, match=message):
+        check_space(WithNeuron(), space, "toy")
+
+
+def test_the_command_line_refuses_bad_options_before_anything_runs(tmp_path):
+    with pytest.raises(ValueError, match="wrong units"):
+        tune.main(["--rule", "eprop", "--set", "learning_rate=3ms", *DATA, "--out", str(tmp_path)])
+    with pytest.raises(ValueError, match="plain number"):
+        tune.main(["--rule", "bptt", "--set", "learning_rate=3ms", *DATA, "--out", str(tmp_path)])
+    with pytest.raises(ValueError, match="unknown option 'learnig_rate'"):
+        tune.main(["--rule", "bptt", "--set", "learnig_rate=0.1", *DATA, "--out", str(tmp_path)])
+    with pytest.raises(ValueError, match="trials must be"):
+        tune.main(["--rule", "bptt", "--trials", "0", *DATA, "--out", str(tmp_path)])
+    assert not (tmp_path / "tune_bptt").exists()
+
+
+def test_every_builtin_rule_declares_a_valid_search_space():
+    for name in ("stdp", "lsm", "eprop", "bptt", "counts"):
+        spec = registry.get(name)
+        check_space(spec.config(), spec.search_space, name)
+
+
+@pytest.mark.slow
+def test_a_search_runs_on_a_dask_local_cluster(tmp_path):
+    pytest.importorskip("distributed")
+    ds = xr.load_dataset(tune.main(["--rule", "counts", "--trials", "3", "--startup-trials", "1", *DATA,
+                                    "--local-cluster", "2", "--out", str(tmp_path)]))
+    assert list(ds.state.values) == ["complete"] * 3
+    assert ((ds.val_accuracy >= 0) & (ds.val_accuracy <= 1)).all() and ds.attrs["best_trial"] in ds.trial
+    assert ds.param_n_bins.min() >= 1 and ds.param_n_bins.max() <= 200
