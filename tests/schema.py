@@ -44,6 +44,8 @@ VARIABLES = {
     "scan": ("test_accuracy", "best_val_accuracy", "train_seconds", "spikes_per_sample",
              "synaptic_operations_per_sample", "point_seconds", "build_seconds", "reused_binary", "error"),
     "scan point": (),
+    "tuning search": ("val_accuracy", "val_accuracy_per_epoch", "state", "trial_seconds", "train_seconds",
+                      "epochs_done", "sample_epochs", "error", "importance"),
     "benchmark": (),
 }
 #: Global attributes of each kind beyond those of every file.
@@ -51,12 +53,17 @@ ATTRIBUTES = {
     "comparison": ("lif", "preprocessing", "config", "runs"),
     "scan": ("rule", "scan_parameters", "base_config", "failed_points"),
     "scan point": ("config",),
+    "tuning search": ("search_space", "fixed_options", "sampler", "pruner", "objective", "n_trials", "n_complete",
+                      "n_pruned", "n_failed", "n_interrupted", "best_trial", "best_val_accuracy", "best_params",
+                      "wall_seconds", "storage", "study_name", "config"),
     "benchmark": ("benchmark",),
 }
-JSON_ATTRIBUTES = ("config", "package_versions", "class_names", "preprocessing", "lif", "runs", "base_config")
-WHOLE_NUMBERS = ("epoch", "seed", "best_epoch", "trainable_parameters", "chunk_size", "reused_binary",
+JSON_ATTRIBUTES = ("config", "package_versions", "class_names", "preprocessing", "lif", "runs", "base_config",
+                   "search_space", "fixed_options", "best_params")
+WHOLE_NUMBERS = ("epoch", "seed", "trial", "best_epoch", "trainable_parameters", "chunk_size", "reused_binary",
                  "control_binned_counts_bins", "control_bptt_epochs", "n_train", "n_val", "n_test", "n_channels",
-                 "n_classes", "failed_points")
+                 "n_classes", "failed_points", "n_trials", "n_complete", "n_pruned", "n_failed", "n_interrupted",
+                 "best_trial")
 
 
 def table_names(heading: str, text: str | None = None) -> list[str]:
@@ -77,6 +84,8 @@ def kind_of(ds: xr.Dataset) -> str:
     attrs = ds.attrs
     if "benchmark" in attrs:
         return "benchmark"
+    if attrs.get("kind") == "tuning search":
+        return "tuning search"
     if "scan_parameters" in attrs:
         return "scan"
     if "point" in attrs:
@@ -100,8 +109,8 @@ def problems(path: str | Path) -> list[str]:
         return [f"cannot be opened as netCDF ({type(error).__name__}: {error})"]
     kind = kind_of(ds)
     if kind == "unknown":
-        return ["is none of the kinds of results file the schema describes (no rule, study, scan or benchmark "
-                "attribute)"]
+        return ["is none of the kinds of results file the schema describes (no rule, study, scan, kind or "
+                "benchmark attribute)"]
     out = []
     attributes = table_names("Global attributes (every file)")
     if kind in ("run", "summary"):
