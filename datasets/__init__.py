@@ -7,10 +7,12 @@ import os
 import sys
 from pathlib import Path
 
+import models  # noqa: F401  (first: it filters setuptools' _get_vc_env warning before Brian2 is imported)
+
 import numpy as np
 from sklearn.model_selection import train_test_split
 
-from datasets.heidelberg import DatasetUnavailableError, load_heidelberg, load_ntidigits
+from datasets.heidelberg import DatasetFileError, DatasetUnavailableError, load_heidelberg, load_ntidigits
 from datasets.records import (Preprocessing, SpikeDataset, SpikeSample, Splits, preprocess_dataset,
                               spike_counts, to_dense)
 from datasets.synthetic import TimingConfig, make_timing
@@ -20,7 +22,7 @@ DATASETS = ("shd", "ssc", "ntidigits", "fsdd", "synthetic", "synthetic_bursts")
 #: Environment variable naming the folder that holds SHD/, SSC/, NTIDIGITS18/ (default ./data).
 DATA_DIR_ENV = "SNN_DATA_DIR"
 
-__all__ = ["DATASETS", "DatasetUnavailableError", "Preprocessing", "SpikeDataset", "SpikeSample",
+__all__ = ["DATASETS", "DatasetFileError", "DatasetUnavailableError", "Preprocessing", "SpikeDataset", "SpikeSample",
            "Splits", "SyntheticConfig", "TimingConfig", "default_data_dir", "load_raw", "load_splits",
            "make_builtin", "spike_counts", "to_dense"]
 
@@ -147,9 +149,11 @@ def load_splits(name: str | None, data_dir=None, *, preprocessing: Preprocessing
                 test_speakers: str | tuple[str, ...] | None = None) -> Splits:
     """Load, subset, split and preprocess a dataset.
 
-    ``name=None`` asks for the default, SHD: only then, when SHD is neither present nor
-    downloadable, a loud warning is printed and the built-in synthetic set is used instead. A
-    dataset named explicitly never falls back.
+    ``name=None`` asks for the default, SHD: only then, when no file of SHD is present and it
+    cannot be downloaded, a loud warning is printed and the built-in synthetic set is used
+    instead. A dataset named explicitly never falls back, and neither does the default when a file
+    of SHD is there but cannot be read (or only some are there): that is a
+    :class:`DatasetFileError` naming the file.
 
     ``split="official"`` keeps the dataset's own train/test files (FSDD: index 0-4 is test).
     ``split="speaker"`` pools both and tests on every sample of ``test_speakers`` (names; default
@@ -171,7 +175,7 @@ def load_splits(name: str | None, data_dir=None, *, preprocessing: Preprocessing
         train, test = load_raw(requested, data_dir, synthetic)
         used = requested
     except DatasetUnavailableError as error:
-        if name is not None:
+        if name is not None or isinstance(error, DatasetFileError):
             raise
         print(
             "\n" + "!" * 78 + f"\nWARNING: SHD is not available ({error}).\n"

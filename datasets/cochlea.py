@@ -44,6 +44,7 @@ from scipy.signal import lfilter, resample_poly
 from tqdm import tqdm
 
 from datasets.records import SpikeSample
+from models.files import DataError
 from models.units import check_quantity, const
 
 
@@ -161,7 +162,7 @@ def parse_name(path: Path) -> tuple[str, str, int]:
     return match["label"], match["speaker"], int(match["index"])
 
 
-class BadRecordingError(ValueError):
+class BadRecordingError(ValueError, DataError):
     """Recordings that could not be read or converted; ``failures`` maps each file name to why."""
 
     def __init__(self, failures: dict[str, str]):
@@ -258,6 +259,9 @@ def main(argv=None) -> Path:
 if __name__ == "__main__":
     try:
         main()
-    except (ValueError, FileNotFoundError) as error:
+    except (DataError, FileNotFoundError) as error:  # the recordings: exit status 1
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(1) from error
+    except ValueError as error:  # how it was called: 2
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(2) from error

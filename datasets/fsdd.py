@@ -37,6 +37,7 @@ from brian2 import second
 from datasets.cochlea import _NAME, BadRecordingError, CochleaParams, convert_files, parse_name
 from datasets.heidelberg import DatasetUnavailableError, load_heidelberg, write_shd_layout
 from datasets.records import SpikeDataset, SpikeSample
+from models import files
 from models.units import config_json
 
 FSDD_DIR_ENV = "FSDD_DIR"
@@ -234,13 +235,10 @@ def _read_one(path: Path):
 
 
 def _write_one(path: Path, result) -> None:
+    """One recording's spikes, atomically (what a killed run left half-written is removed here)."""
     units, times, duration = result
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        np.savez(f, units=np.asarray(units, dtype=np.int64), times=np.asarray(times, dtype=np.float64),
-                 duration=np.float64(duration))
-    os.replace(tmp, path)
+    files.save_arrays(path, units=np.asarray(units, dtype=np.int64), times=np.asarray(times, dtype=np.float64),
+                      duration=np.float64(duration))
 
 
 def convert_cached(paths: list[Path], hashes: list[str], params: CochleaParams, folder: Path,

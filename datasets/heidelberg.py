@@ -23,10 +23,16 @@ import tonic
 from brian2 import second
 
 from datasets.records import SpikeDataset, SpikeSample
+from models.files import DataError, write_atomic
 
 
-class DatasetUnavailableError(FileNotFoundError):
+class DatasetUnavailableError(FileNotFoundError, DataError):
     """A dataset's files are absent and could not be downloaded, or cannot be read."""
+
+
+class DatasetFileError(DatasetUnavailableError):
+    """A dataset's file is present here but cannot be read (truncated or corrupt), or only some of
+    its files are: the files on disk say which dataset was meant, so nothing falls back."""
 
 
 SOURCES = {
@@ -57,26 +63,32 @@ _NTIDIGITS = _local_first(tonic.datasets.NTIDIGITS18)
 def _unavailable(name: str, data_dir: Path, error: Exception) -> DatasetUnavailableError:
     folder, files, where = SOURCES[name]
     expected = ", ".join(str(data_dir / folder / f) for f in files)
-    return DatasetUnavailableError(
-        f"the {name.upper()} dataset is not available: expected {expected}, and downloading it "
-        f"failed ({type(error).__name__}: {error}). Get the files from {where}, put them there, "
-        f"or name another folder with --data-dir."
+    present = [f for f in files if (data_dir / folder / f).is_file()]
+    kind = DatasetFileError if present else DatasetUnavailableError
+    return kind(
+        f"the {name.upper()} dataset is not available: expected {expected}"
+        + (f" (only {', '.join(present)} is there)" if present else "")
+        + f", and downloading it failed ({type(error).__name__}: {error}). Get the files from {where}, "
+        f"put them there, or name another folder with --data-dir."
     )
 
 
-def _open(name: str, data_dir: Path, factory):
+def _open(name: str, data_dir: Path, filename: str, factory):
+    """``factory()`` (a tonic dataset reading ``filename``), its failures as one clear error naming
+    that file."""
+    path = data_dir / SOURCES[name][0] / filename
     try:
         return factory()
     except OSError as error:
-        folder, files, _ = SOURCES[name]
-        for f in files:
-            path = data_dir / folder / f
-            if path.is_file():
-                raise DatasetUnavailableError(
-                    f"cannot read {path}: {error} (truncated or corrupt? delete it and download it again)"
-                ) from error
+        if path.is_file():
+            raise DatasetFileError(
+                f"cannot read {path}: {error} (truncated or corrupt? delete it and download it again)"
+            ) from error
         raise _unavailable(name, data_dir, error) from error
     except Exception as error:  # download failures come in many types (URLError, HTTPError, ...)
+        if path.is_file():
+            raise DatasetFileError(f"cannot read {path}: {type(error).__name__}: {error} "
+                                   "(truncated or corrupt? delete it and download it again)") from error
         raise _unavailable(name, data_dir, error) from error
 
 
@@ -95,7 +107,7 @@ def _read_all(name: str, path: Path, dataset) -> list[SpikeSample]:
             samples.append(_events_to_sample(events, label, -1 if speakers is None else speakers[index]))
         return samples
     except (OSError, KeyError, ValueError) as error:
-        raise DatasetUnavailableError(
+        raise DatasetFileError(
             f"cannot read the {name.upper()} file {path}: {type(error).__name__}: {error} "
             "(truncated or corrupt? delete it and download it again)"
         ) from error
@@ -121,10 +133,11 @@ def load_heidelberg(name: str, data_dir: str | os.PathLike) -> tuple[SpikeDatase
     data_dir = Path(data_dir).expanduser()
     sets = []
     for split in ("train", "test"):
+        filename = f"{name}_{split}.h5"
         if name == "shd":
-            dataset = _open(name, data_dir, lambda: _SHD(str(data_dir), train=split == "train"))
+            dataset = _open(name, data_dir, filename, lambda: _SHD(str(data_dir), train=split == "train"))
         elif name == "ssc":
-            dataset = _open(name, data_dir, lambda: _SSC(str(data_dir), split=split))
+            dataset = _open(name, data_dir, filename, lambda: _SSC(str(data_dir), split=split))
         else:
             raise ValueError(f"not a Heidelberg dataset: {name!r}")
         path = Path(dataset.location_on_system) / dataset.data_filename
@@ -144,7 +157,7 @@ def load_ntidigits(data_dir: str | os.PathLike) -> tuple[SpikeDataset, SpikeData
     names = sorted(_NTIDIGITS.class_map, key=_NTIDIGITS.class_map.get)
     sets, speaker_ids = [], {}
     for train in (True, False):
-        dataset = _open("ntidigits", data_dir, lambda: _NTIDIGITS(str(data_dir), train=train, single_digits=True))
+        dataset = _open("ntidigits", data_dir, SOURCES["ntidigits"][1][0], lambda: _NTIDIGITS(str(data_dir), train=train, single_digits=True))
         samples = []
         try:
             for index in range(len(dataset)):
@@ -152,7 +165,7 @@ def load_ntidigits(data_dir: str | os.PathLike) -> tuple[SpikeDataset, SpikeData
                 speaker = "-".join(dataset._samples[index].split("-")[:-1])
                 samples.append(_events_to_sample(events, label, speaker_ids.setdefault(speaker, len(speaker_ids))))
         except (OSError, KeyError, ValueError) as error:
-            raise DatasetUnavailableError(
+            raise DatasetFileError(
                 f"cannot read the N-TIDIGITS file {dataset.file_path}: {type(error).__name__}: {error}"
             ) from error
         sets.append(SpikeDataset("ntidigits", samples, dataset.sensor_size[0], names))
@@ -163,19 +176,17 @@ def write_shd_layout(path: str | os.PathLike, samples: list[SpikeSample], class_
                      extra: dict[str, np.ndarray] | None = None) -> Path:
     """Write samples in SHD's HDF5 layout (atomically): ``spikes/times`` (float16 seconds),
     ``spikes/units`` (uint16), ``labels``, ``extra/speaker``, ``extra/keys``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with h5py.File(tmp, "w") as f:
-        times = f.create_dataset("spikes/times", (len(samples),), dtype=h5py.vlen_dtype(np.float16))
-        units = f.create_dataset("spikes/units", (len(samples),), dtype=h5py.vlen_dtype(np.uint16))
-        for index, sample in enumerate(samples):
-            times[index] = np.asarray(sample.times / second, dtype=np.float16)
-            units[index] = np.asarray(sample.units, dtype=np.uint16)
-        f["labels"] = np.array([s.label for s in samples], dtype=np.uint16)
-        f["extra/speaker"] = np.array([max(s.speaker, 0) for s in samples], dtype=np.uint16)
-        f["extra/keys"] = np.array([n.encode() for n in class_names])
-        for key, value in (extra or {}).items():
-            f[f"extra/{key}"] = value
-    os.replace(tmp, path)
-    return path
+    def write(tmp):
+        with h5py.File(tmp, "w") as f:
+            times = f.create_dataset("spikes/times", (len(samples),), dtype=h5py.vlen_dtype(np.float16))
+            units = f.create_dataset("spikes/units", (len(samples),), dtype=h5py.vlen_dtype(np.uint16))
+            for index, sample in enumerate(samples):
+                times[index] = np.asarray(sample.times / second, dtype=np.float16)
+                units[index] = np.asarray(sample.units, dtype=np.uint16)
+            f["labels"] = np.array([s.label for s in samples], dtype=np.uint16)
+            f["extra/speaker"] = np.array([max(s.speaker, 0) for s in samples], dtype=np.uint16)
+            f["extra/keys"] = np.array([n.encode() for n in class_names])
+            for key, value in (extra or {}).items():
+                f[f"extra/{key}"] = value
+
+    return write_atomic(path, write)

@@ -2,5 +2,8 @@
 
 import warnings
 
-# setuptools' distutils warns on every import of Brian2's compiler helpers; nothing here uses MSVC.
+# Brian2's compiler helpers import setuptools' distutils MSVC module, which warns on import
+# ("_get_vc_env is private"); nothing here uses MSVC. Every package of the project imports this one
+# before anything else, so the filter is in place before any command imports Brian2, in its worker
+# processes too (forked ones inherit it; spawned ones import the project's package of their task first).
 warnings.filterwarnings("ignore", message="_get_vc_env is private")

@@ -13,12 +13,22 @@ import os
 import re
 import shutil
 import tempfile
+import zipfile
 from pathlib import Path
 
 import numpy as np
 
 #: Permissions of the files written here (before the umask), like any file a user creates.
 FILE_MODE = 0o666
+
+
+class DataError(Exception):
+    """Input a run needs that is missing, truncated or corrupt (a dataset file, a recording, a
+    checkpoint). Commands end with exit status 1 on it; errors in how they were called, 2."""
+
+
+class UnreadableFileError(DataError, OSError):
+    """A file written here earlier (a checkpoint, a cache entry) that cannot be read back."""
 
 
 def _pid_alive(pid: int) -> bool:
@@ -89,8 +99,12 @@ def load_arrays(path: str | os.PathLike) -> dict[str, np.ndarray] | None:
     path = Path(path)
     if not path.exists():
         return None
-    with np.load(path, allow_pickle=False) as data:
-        return {k: data[k] for k in data.files}
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {k: data[k] for k in data.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+        raise UnreadableFileError(f"cannot read {path}: {type(error).__name__}: {error} "
+                                  "(truncated or corrupt? delete it)") from error
 
 
 def save_torch(path: str | os.PathLike, state: dict) -> Path:
@@ -105,4 +119,11 @@ def load_torch(path: str | os.PathLike) -> dict | None:
     import torch
 
     path = Path(path)
-    return torch.load(path, weights_only=True) if path.exists() else None
+    if not path.exists():
+        return None
+    try:
+        return torch.load(path, weights_only=True)
+    except (OSError, RuntimeError, EOFError, ValueError, zipfile.BadZipFile) as error:
+        # a torn zip archive comes as RuntimeError ("PytorchStreamReader failed ...")
+        raise UnreadableFileError(f"cannot read {path}: {type(error).__name__}: {error} "
+                                  "(truncated or corrupt? delete it)") from error

@@ -177,9 +177,18 @@ def flatten_json(value, prefix: str = "") -> dict[str, object]:
     return {prefix.rstrip("."): value}
 
 
-def config_diff(stored: str, current: str) -> list[str]:
+def config_diff(stored: str, current: str, grown_ok: tuple[str, ...] = ()) -> list[str]:
     """The dotted names of the fields in which two config JSON texts differ, each as
-    ``name: stored -> current``."""
+    ``name: stored -> current``; fields named (last part) in ``grown_ok`` whose number grew are
+    left out (a run may go on to more epochs, not back to fewer)."""
     old, new = flatten_json(json.loads(stored)), flatten_json(json.loads(current))
-    return [f"{name}: {old.get(name, '(absent)')} -> {new.get(name, '(absent)')}"
-            for name in sorted(set(old) | set(new)) if old.get(name) != new.get(name)]
+    out = []
+    for name in sorted(set(old) | set(new)):
+        a, b = old.get(name, "(absent)"), new.get(name, "(absent)")
+        if a == b:
+            continue
+        numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (a, b))
+        if name.split(".")[-1] in grown_ok and numbers and b > a:
+            continue
+        out.append(f"{name}: {a} -> {b}")
+    return out

@@ -13,6 +13,11 @@ two implementations alternate, and the best of ``--repeats`` epochs is kept for 
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # --help from the cache, before the imports below take seconds
+    from studies.quick_help import answer_from_cache
+
+    answer_from_cache(__file__)
+
 import argparse
 import time
 from pathlib import Path
@@ -28,6 +33,7 @@ from models.lif_torch import RecurrentLIFNetwork, lif_constants
 from models import files
 from studies import results
 from studies.cli import run_main
+from studies.quick_help import HelpCachingParser
 
 
 def _snntorch_model(n_in, n_hidden, n_out, k, generator):
@@ -104,8 +110,8 @@ def run(n_samples: int, repeats: int, threads: int) -> xr.Dataset:
 
 
 def main(argv=None) -> Path:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = HelpCachingParser(description=__doc__.splitlines()[0],
+                               formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--n-samples", type=int, default=1000, help="training samples per timed epoch")
     parser.add_argument("--repeats", type=int, default=3, help="timed epochs per implementation")
     parser.add_argument("--threads", type=int, default=1, help="PyTorch threads")

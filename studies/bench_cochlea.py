@@ -10,6 +10,11 @@ recordings in at most 10 minutes on 2 cores; the readout clearly above chance (1
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # --help from the cache, before the imports below take seconds
+    from studies.quick_help import answer_from_cache
+
+    answer_from_cache(__file__)
+
 import argparse
 import time
 from pathlib import Path
@@ -27,6 +32,7 @@ from models import files
 from models.units import config_json
 from studies import results
 from studies.cli import run_main
+from studies.quick_help import HelpCachingParser
 
 
 def run(data_dir, n_files: int | None, workers: int, seed: int) -> xr.Dataset:
@@ -64,8 +70,8 @@ def run(data_dir, n_files: int | None, workers: int, seed: int) -> xr.Dataset:
 
 
 def main(argv=None) -> Path:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = HelpCachingParser(description=__doc__.splitlines()[0],
+                               formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--data-dir", type=Path, default=None, help="FSDD recordings (default: $FSDD_DIR)")
     parser.add_argument("--n-files", type=int, default=None, help="convert a random subset (default all)")
     parser.add_argument("--workers", type=int, default=2, help="processes")

@@ -17,6 +17,11 @@ dependency (``requirements-bench.txt``).
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # --help from the cache, before the imports below take seconds
+    from studies.quick_help import answer_from_cache
+
+    answer_from_cache(__file__)
+
 import argparse
 import multiprocessing
 import shutil
@@ -36,6 +41,7 @@ from models.engine.inputs import chunk_capacity
 from models import files
 from studies import benchmarks, results
 from studies.cli import run_main
+from studies.quick_help import HelpCachingParser
 
 N_IN, N_HIDDEN, N_OUT = 700, 128, 20
 WEIGHT_SCALE = 10.0  # ours: hidden layer at roughly 10 Hz on this input
@@ -220,8 +226,8 @@ def run(n_samples: int, lengths: list[int], out: Path, with_nest: bool) -> xr.Da
 
 
 def main(argv=None) -> Path:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = HelpCachingParser(description=__doc__.splitlines()[0],
+                               formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--n-samples", type=int, default=20, help="training samples timed per implementation")
     parser.add_argument("--lengths", type=int, nargs="+", default=[250, 500, 1000, 2000],
                         help="sequence lengths (1 ms steps) for the memory measurement")

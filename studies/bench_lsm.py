@@ -9,6 +9,11 @@ through a ``--n-neurons`` reservoir at ``--dt``; compilation is timed apart. Tar
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # --help from the cache, before the imports below take seconds
+    from studies.quick_help import answer_from_cache
+
+    answer_from_cache(__file__)
+
 import shutil
 import tempfile
 import time

@@ -14,6 +14,11 @@ every worker holds its binary (what a long scan sees: each worker's one build is
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # --help from the cache, before the imports below take seconds
+    from studies.quick_help import answer_from_cache
+
+    answer_from_cache(__file__)
+
 import argparse
 import tempfile
 import time
@@ -26,6 +31,7 @@ from models import files
 from studies import benchmarks, registry, results, scan
 from studies.config import leaves
 from studies.cli import run_main
+from studies.quick_help import HelpCachingParser
 
 
 def run(rule: str, n_points: int, n_train: int, out: Path) -> xr.Dataset:
@@ -77,8 +83,8 @@ def _mean(values) -> float:
 
 
 def main(argv=None) -> Path:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = HelpCachingParser(description=__doc__.splitlines()[0],
+                               formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--rule", choices=registry.names(), default="lsm", help="rule whose scan is timed")
     parser.add_argument("--points", type=int, default=24, help="grid points")
     parser.add_argument("--n-train", type=int, default=100, help="training samples per point")

@@ -9,6 +9,11 @@ runs. Target (issue 5): 30 samples/s or more for 700 -> 400 at dt = 0.1 ms in cp
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # --help from the cache, before the imports below take seconds
+    from studies.quick_help import answer_from_cache
+
+    answer_from_cache(__file__)
+
 import shutil
 import tempfile
 import time

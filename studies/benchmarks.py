@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from models.units import to_quantity
+from studies.quick_help import HelpCachingParser
 
 
 def build_root(out: Path) -> Path:
@@ -34,7 +35,7 @@ def brian2_parser(description: str, *, n_neurons: int, n_samples: int, chunk_siz
 
     from models.engine.devices import DEVICES
 
-    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = HelpCachingParser(description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--n-neurons", type=int, default=n_neurons, help="neurons of the network")
     parser.add_argument("--n-samples", type=int, default=n_samples, help="samples timed")
     parser.add_argument("--dt", type=quantity_arg(second), default=0.1 * ms, help="simulation time step")

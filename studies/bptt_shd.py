@@ -8,6 +8,11 @@ validation accuracy and reports the test accuracy there. Writes one results file
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # --help from the cache, before the imports below take seconds
+    from studies.quick_help import answer_from_cache
+
+    answer_from_cache(__file__)
+
 import copy
 import dataclasses
 import sys
@@ -29,6 +34,8 @@ from studies.run import Run
 from studies.space import Choice, Float, Int
 
 RULE = "bptt"
+#: A finished run resumed with a larger --epochs goes on from its final state.
+EXTENDABLE = ("epochs",)
 
 
 @dataclass(frozen=True)
@@ -45,7 +52,7 @@ def run(config: BPTTStudyConfig, cache=None) -> xr.Dataset:
     """Train with BPTT, choose the epoch on validation, test once (``cache`` is unused: no Brian2)."""
     if config.torch_device == "cuda" and not torch.cuda.is_available():
         raise ValueError("--torch-device cuda was asked for, but PyTorch sees no CUDA device here")
-    job = Run(RULE, config)
+    job = Run(RULE, config, extendable=EXTENDABLE)
     p = config.params
     splits = job.load_splits(config.input)
     y_train, y_val = splits.train.labels, splits.val.labels
@@ -101,7 +108,7 @@ def run(config: BPTTStudyConfig, cache=None) -> xr.Dataset:
 
 SPEC = RuleSpec(
     name=RULE, config=BPTTStudyConfig, run=run, summarize=results.summarize_classifier, params=BPTTParams, estimator=BPTTClassifier,
-    locality="non-local", compare_defaults={"epochs": 20},
+    locality="non-local", compare_defaults={"epochs": 20}, extendable=EXTENDABLE,
     ablation={"train_hidden": False},
     search_space={
         "learning_rate": Float(3e-4, 1e-2, log=True),

@@ -32,6 +32,11 @@ paired statistics of :mod:`analysis.stats` in the report).
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # --help from the cache, before the imports below take seconds
+    from studies.quick_help import answer_from_cache
+
+    answer_from_cache(__file__)
+
 import dataclasses
 import json
 import multiprocessing
@@ -44,13 +49,14 @@ import xarray as xr
 from brian2 import Quantity, ms, second
 
 from models import files
+from models.files import DataError
 from models.engine.devices import DEVICES
 from models.lif import LIFParams
 from models.units import ASSIGN, config_json, const, parse_assignments
 from studies import registry
-from studies.cli import run_main
+from studies.cli import DATA_ERROR, USAGE_ERROR, run_main
 from studies.config import RunConfig, apply, build_parser, config_from_args, leaves
-from studies.results import now
+from studies.results import integers_with_gaps, now, stamp
 from studies.run import check_same_config, discard_checkpoints
 
 #: Per-operation energies, Horowitz (2014), 45 nm, 32-bit float: accumulate (a spike adding a weight)
@@ -134,9 +140,12 @@ def _rule_assignments(items) -> dict[str, dict[str, str]]:
 
 
 def _run_and_write(spec, config, path):
-    ds = spec.run(config)
-    files.write_netcdf(ds, path)
-    discard_checkpoints(ds, config.run.out)
+    def body(_):
+        ds = spec.run(config)
+        files.write_netcdf(ds, path)
+        discard_checkpoints(ds, config.run.out)
+
+    run_main(body)  # an expected failure: one line and its exit status, which run_pair passes on
 
 
 def run_pair(spec, config, path: Path, resume: bool) -> xr.Dataset:
@@ -157,8 +166,8 @@ def run_pair(spec, config, path: Path, resume: bool) -> xr.Dataset:
     proc.start()
     proc.join()
     if proc.exitcode != 0:
-        raise RuntimeError(f"{spec.name}, seed {config.run.seed} failed (exit status {proc.exitcode}); "
-                           "see the messages above")
+        message = f"{spec.name}, seed {config.run.seed} failed (exit status {proc.exitcode}); see the messages above"
+        raise {DATA_ERROR: DataError, USAGE_ERROR: ValueError}.get(proc.exitcode, RuntimeError)(message)
     ds = xr.load_dataset(path)
     print(f"{spec.name}, seed {config.run.seed}: test accuracy {float(ds.test_accuracy):.3f}", file=sys.stderr)
     return ds
@@ -225,6 +234,7 @@ def combine(runs: dict[tuple[str, int], xr.Dataset], rules: list[str], seeds: li
                         {"long_name": "where the learning rule's information comes from"})
     ds = xr.Dataset(data, coords={"rule": rules, "seed": seeds, "epoch": np.arange(1, n_epochs + 1),
                                   "test_sample": np.arange(n_test)})
+    integers_with_gaps(ds, "trainable_parameters")  # a rule may not report it
     ds.attrs["energy_reference"] = ("Horowitz (2014), 45 nm, 32-bit float: 0.9 pJ per add (a synaptic event adds a "
                                     "weight), 4.6 pJ per multiply-accumulate (a dense readout weight)")
     return ds
@@ -260,6 +270,7 @@ def tune_rules(config: CompareConfig, per_seed: dict, seeds: list[int]) -> dict:
 
 
 def compare(config: CompareConfig) -> xr.Dataset:
+    started = now()
     if config.seeds < 1:
         raise ValueError(f"--seeds must be at least 1, got {config.seeds}")
     if config.trials < 0:
@@ -291,11 +302,10 @@ def compare(config: CompareConfig) -> xr.Dataset:
     first = next(iter(runs.values()))
     combined.attrs.update({k: first.attrs[k] for k in ("dataset", "dataset_requested", "n_train", "n_val", "n_test",
                                                        "n_channels", "n_classes", "class_names", "split",
-                                                       "test_speakers", "git_commit", "package_versions")})
-    combined.attrs["Conventions"] = first.attrs.get("Conventions", "")
+                                                       "test_speakers")})
     combined.attrs.update(
         study="compare", device=config.device, lif=config_json(config.lif), preprocessing=first.attrs["preprocessing"],
-        command=" ".join(sys.argv), config=config_json(config), tuned=int(config.trials > 0),
+        config=config_json(config), tuned=int(config.trials > 0),
         tuning_trials=int(config.trials), ablation_suffix=OFF,
         ablations=json.dumps({rule: registry.get(rule).ablation for rule in config.rules if registry.get(rule).ablation}),
         tuning=json.dumps({rule: {k: (ds.attrs[k].item() if hasattr(ds.attrs[k], "item") else ds.attrs[k])
@@ -303,9 +313,8 @@ def compare(config: CompareConfig) -> xr.Dataset:
                                             "best_params", "max_sample_epochs", "max_trial_seconds",
                                             "epochs_per_trial", "wall_seconds", "search_space")}
                            for rule, (ds, _) in tuned.items()}),
-        runs=config_json({f"{r}_seed{s}": ds.attrs["config"] for (r, s), ds in runs.items()}),
-        end_time=now())
-    return combined
+        runs=config_json({f"{r}_seed{s}": ds.attrs["config"] for (r, s), ds in runs.items()}))
+    return stamp(combined, started)
 
 
 def main(argv=None) -> Path:

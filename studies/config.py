@@ -30,6 +30,7 @@ from brian2 import Quantity
 
 from datasets import DATASETS
 from models.units import config_json, parse_assignments, parse_value, to_quantity
+from studies.quick_help import HelpCachingParser
 
 # Field metadata: ``models.units.ASSIGN`` gives a nested dataclass one ``--NAME FIELD=VALUE`` option;
 # ``{"choices": (...)}`` restricts the values; ``{"cli": False}`` keeps a field off the command line.
@@ -276,7 +277,7 @@ def build_parser(cls, description: str) -> argparse.ArgumentParser:
     ``--NAME FIELD=VALUE`` option per assign group, and ``--config FILE``."""
     # the first paragraph of a docstring, whole sentences
     first = description.strip().split("\n\n")[0]
-    parser = argparse.ArgumentParser(description=" ".join(line.strip() for line in first.splitlines()))
+    parser = HelpCachingParser(description=" ".join(line.strip() for line in first.splitlines()))
     parser.add_argument("--config", type=Path, default=argparse.SUPPRESS, metavar="FILE",
                         help="JSON configuration (such as a results file's 'config' attribute or a tuning "
                              "search's best configuration); options given here override it")

@@ -10,6 +10,11 @@ test accuracy there. The readout's decision is the class with the largest time-a
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # --help from the cache, before the imports below take seconds
+    from studies.quick_help import answer_from_cache
+
+    answer_from_cache(__file__)
+
 import dataclasses
 import sys
 import time
@@ -33,6 +38,8 @@ from studies.run import Run
 from studies.space import Float, Int
 
 RULE = "eprop"
+#: A finished run resumed with a larger --epochs goes on from its final state.
+EXTENDABLE = ("epochs",)
 
 
 @dataclass(frozen=True)
@@ -53,7 +60,7 @@ def _accuracy(result, labels) -> float:
 
 def run(config: EPropStudyConfig, cache: BuildCache | None = None) -> xr.Dataset:
     """Train online, choose the epoch on validation, test once."""
-    job = Run(RULE, config)
+    job = Run(RULE, config, extendable=EXTENDABLE)
     p, seed = config.params, config.run.seed
     splits = job.load_splits(config.input)
     y_train, y_val = splits.train.labels, splits.val.labels
@@ -150,7 +157,7 @@ def run(config: EPropStudyConfig, cache: BuildCache | None = None) -> xr.Dataset
 SPEC = RuleSpec(
     name=RULE, config=EPropStudyConfig, run=run, summarize=results.summarize_classifier, params=EPropParams, estimator=EPropClassifier,
     run_arg_constants=tuple(name.removeprefix("lif.") for name in EPropNetwork.RUN_ARG_CONSTANTS),
-    locality="three-factor", compare_defaults={"epochs": 5},
+    locality="three-factor", compare_defaults={"epochs": 5}, extendable=EXTENDABLE,
     ablation={"train_hidden": False},
     search_space={
         "learning_rate": Float("0.002 mV", "0.2 mV", log=True),

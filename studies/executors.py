@@ -31,7 +31,11 @@ class LocalExecutor:
     def __init__(self, workers: int):
         if workers < 1:
             raise ValueError(f"workers must be at least 1, got {workers}")
-        self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+        from models.engine.compiled import die_with_parent
+
+        # a killed scan takes its workers (and so their simulator binaries) with it
+        self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                                        initializer=die_with_parent, initargs=(os.getpid(),))
 
     def submit(self, function, *args):
         return self.pool.submit(function, *args)

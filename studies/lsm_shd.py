@@ -12,6 +12,11 @@ time-binned spike counts. Test accuracies of all three go into one results file.
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # --help from the cache, before the imports below take seconds
+    from studies.quick_help import answer_from_cache
+
+    answer_from_cache(__file__)
+
 import dataclasses
 import time
 from dataclasses import dataclass

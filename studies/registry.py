@@ -43,6 +43,7 @@ class RuleSpec:
     scan_defaults: dict = field(default_factory=dict)  # options every scan point takes unless --set says otherwise
     search_space: dict = field(default_factory=dict)  # tuning search space ({flat name: range from studies.space})
     ablation: dict = field(default_factory=dict)  # options that switch learning off, same readout (the comparison's learning-off control); empty: none
+    extendable: tuple[str, ...] = ()  # options a finished run can be resumed with a larger value of ('epochs'); its final state is kept beside its results
 
     def __post_init__(self):
         if self.locality not in LOCALITIES:

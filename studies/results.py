@@ -49,6 +49,27 @@ def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+#: The conventions results files follow (netCDF Climate and Forecast conventions, version 1.8).
+CONVENTIONS = "CF-1.8"
+
+
+def stamp(ds: xr.Dataset, started: str, **overrides) -> xr.Dataset:
+    """What every results file carries (``docs/results-schema.md``): the conventions, where, how and
+    when it was made (:func:`provenance`, with ``overrides``), and labelled coordinates."""
+    ds.attrs.update(Conventions=CONVENTIONS, **{**provenance(started), **overrides})
+    return label_coordinates(ds)
+
+
+def integers_with_gaps(ds: xr.Dataset, *names: str) -> xr.Dataset:
+    """Store the whole-number variables ``names`` as integers on disk although some values are missing
+    (NaN in memory): a missing value is written as -1, the variable's ``_FillValue``, and xarray reads
+    it back as NaN."""
+    for name in names:
+        if name in ds:
+            ds[name].encoding.update(dtype="int64", _FillValue=-1)
+    return ds
+
+
 def provenance(started: str) -> dict:
     """Global attributes saying what made a file, where and when."""
     return dict(git_commit=git_commit(), package_versions=package_versions(), host=socket.gethostname(),
@@ -155,9 +176,8 @@ def readout_macs(n_features: int, n_classes: int) -> dict:
 
 def benchmark_attrs(ds: xr.Dataset, benchmark: str, started: str, **fields) -> xr.Dataset:
     """The global attributes of a benchmark results file."""
-    ds.attrs.update(benchmark=benchmark, **{k: (str(v) if isinstance(v, Quantity) else v) for k, v in fields.items()},
-                    git_commit=git_commit(), package_versions=package_versions(), start_time=started, end_time=now())
-    return ds
+    ds.attrs.update(benchmark=benchmark, **{k: (str(v) if isinstance(v, Quantity) else v) for k, v in fields.items()})
+    return stamp(ds, started)
 
 
 def dataset_attrs(splits) -> dict:

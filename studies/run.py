@@ -3,6 +3,11 @@
 Every study makes one :class:`Run` and lets it own the paths. Resuming exists once, here: a
 checkpoint carries the configuration it was made with, and ``--resume`` with another
 configuration stops with an error naming the fields that differ.
+
+A rule trained over epochs can declare ``epochs`` *extendable*: its final checkpoint is then kept
+beside its results file (``<results>.state.pt``) when the run finishes, and ``--resume`` with a
+larger ``--epochs`` and an otherwise identical configuration continues from it, ending where an
+uninterrupted run of that many epochs ends.
 """
 
 from __future__ import annotations
@@ -21,11 +26,7 @@ import xarray as xr
 from datasets import Preprocessing, Splits, load_splits
 from models import files
 from models.units import config_diff, config_json
-from studies.results import dataset_attrs, label_coordinates, now, provenance
-
-#: The conventions results files follow (netCDF Climate and Forecast conventions, version 1.8).
-CONVENTIONS = "CF-1.8"
-
+from studies.results import CONVENTIONS, dataset_attrs, memory_vars, now, stamp  # noqa: F401  (CONVENTIONS: kept importable here)
 
 #: Functions called as ``listener(epoch, val_accuracy)`` after every epoch of a rule trained over
 #: epochs (see :func:`epoch_listener`); a tuning search's pruner listens here and may stop the run
@@ -47,10 +48,11 @@ class ConfigMismatchError(ValueError):
     """A checkpoint or stored result was made with another configuration."""
 
 
-def check_same_config(stored: str, current: str, what: str) -> None:
-    """Raise :class:`ConfigMismatchError` naming the fields in which ``stored`` differs from ``current``."""
-    if stored != current:
-        differences = config_diff(stored, current)
+def check_same_config(stored: str, current: str, what: str, extendable: tuple[str, ...] = ()) -> None:
+    """Raise :class:`ConfigMismatchError` naming the fields in which ``stored`` differs from ``current``
+    (beyond ``extendable`` fields that grew, see :func:`models.units.config_diff`)."""
+    differences = config_diff(stored, current, extendable)
+    if differences:
         raise ConfigMismatchError(
             f"{what} belongs to a run with another configuration ({'; '.join(differences[:6])}"
             f"{'; ...' if len(differences) > 6 else ''}); drop --resume or use another --out")
@@ -76,8 +78,10 @@ class Run:
     - ``out/<rule>_<dataset>_seed<seed>.nc``: the results file (:meth:`write`).
     """
 
-    def __init__(self, rule: str, config):
+    def __init__(self, rule: str, config, extendable: tuple[str, ...] = ()):
         self.rule, self.config = rule, config
+        #: options a finished run of this rule can be resumed with a larger value of (``epochs``)
+        self.extendable = tuple(extendable)
         self.settings = config.run
         self.out = Path(self.settings.out)
         self.started, self._t0 = now(), time.perf_counter()
@@ -107,16 +111,43 @@ class Run:
     def checkpoint_dir(self) -> Path:
         return self.out / "checkpoints" / f"{self.rule}_{self.dataset}_seed{self.settings.seed}"
 
+    @property
+    def stem(self) -> str:
+        return f"{self.rule}_{self.dataset}_seed{self.settings.seed}"
+
+    @staticmethod
+    def _read(path: Path) -> dict | None:
+        return files.load_torch(path) if path.suffix == ".pt" else files.load_arrays(path)
+
     def load_checkpoint(self, name: str = "state.npz") -> dict | None:
         """The contents of checkpoint ``name`` (arrays from .npz, PyTorch state from .pt) when resuming
-        and it exists (``None`` otherwise); a checkpoint of another configuration is an error."""
+        (``None`` otherwise, or when there is none); a checkpoint of another configuration is an error.
+
+        Without a checkpoint, a rule with extendable options continues from the final state of a
+        finished run kept beside its results (:func:`write_results`), when the configurations differ
+        only in extendable options that grew; finished runs of this rule, dataset and seed that
+        differ otherwise are an error naming the fields."""
         if not self.settings.resume:
             return None
         path = self.checkpoint_dir / name
-        state = files.load_torch(path) if path.suffix == ".pt" else files.load_arrays(path)
+        state = self._read(path)
         if state is not None:
-            check_same_config(str(state.pop("config")), self.config_text, str(path))
-        return state
+            check_same_config(str(state.pop("config")), self.config_text, str(path), self.extendable)
+            return state
+        if not self.extendable:
+            return None
+        finished = sorted(self.out.glob(f"{self.stem}.{name}")) + sorted(self.out.glob(f"{self.stem}_*.{name}"))
+        mismatch = None
+        for path in finished:
+            state = self._read(path)
+            stored = str(state.pop("config"))
+            if not config_diff(stored, self.config_text, self.extendable):
+                self.note_resume(f"from the finished run kept in {path}")
+                return state
+            mismatch = mismatch or (stored, path)
+        if mismatch is not None:
+            check_same_config(mismatch[0], self.config_text, f"the finished run kept in {mismatch[1]}", self.extendable)
+        return None
 
     def save_checkpoint(self, name: str = "state.npz", **arrays) -> None:
         files.save_arrays(self.checkpoint_dir / name, config=self.config_text, **arrays)
@@ -154,10 +185,14 @@ class Run:
         return time.perf_counter() - self._t0
 
     def finish(self, ds: xr.Dataset, device: str) -> xr.Dataset:
-        """Attach the global attributes every results file carries."""
-        ds.attrs.update(Conventions=CONVENTIONS, rule=self.rule, device=device, seed=int(self.settings.seed),
-                        config=self.config_text, **dataset_attrs(self.splits), **provenance(self.started))
-        return label_coordinates(ds)
+        """Attach the global attributes every results file carries, and the peak memory where the
+        study did not measure it itself."""
+        for name, value in memory_vars().items():
+            if name not in ds:
+                ds[name] = value
+        ds.attrs.update(rule=self.rule, device=device, seed=int(self.settings.seed), config=self.config_text,
+                        **dataset_attrs(self.splits))
+        return stamp(ds, self.started)
 
 
 
@@ -168,10 +203,12 @@ def config_key(config_text: str) -> str:
     return hashlib.sha256(config_text.encode()).hexdigest()[:8]
 
 
-def write_results(ds: xr.Dataset, out: Path) -> Path:
+def write_results(ds: xr.Dataset, out: Path, keep_state: bool = False) -> Path:
     """Write a study's results file as ``out/<rule>_<dataset>_seed<seed>.nc``, unless that file holds
     the results of another configuration: then beside it, with the configuration's hash in the name,
-    so nothing already written is lost. The run's checkpoints go once the results are safe."""
+    so nothing already written is lost. The run's checkpoints go once the results are safe; with
+    ``keep_state`` (a rule with extendable options) its last checkpoint stays beside the results
+    file as the run's final state (``<results>.state.pt``), from which ``--resume`` can go on."""
     stem = f"{ds.attrs['rule']}_{ds.attrs['dataset']}_seed{ds.attrs['seed']}"
     path = Path(out) / f"{stem}.nc"
     if path.exists():
@@ -185,13 +222,19 @@ def write_results(ds: xr.Dataset, out: Path) -> Path:
             print(f"{Path(out) / (stem + '.nc')} holds another configuration's results; writing {path}",
                   file=sys.stderr)
     files.write_netcdf(ds, path)
-    discard_checkpoints(ds, out)
+    discard_checkpoints(ds, out, keep_beside=path if keep_state else None)
     return path
 
 
-def discard_checkpoints(ds: xr.Dataset, out: Path) -> None:
-    """Remove the checkpoints of the run that produced ``ds`` (its results are written)."""
+def discard_checkpoints(ds: xr.Dataset, out: Path, keep_beside: Path | None = None) -> None:
+    """Remove the checkpoints of the run that produced ``ds`` (its results are written); with
+    ``keep_beside`` (its results file), move them beside it instead, as ``<results stem>.<name>``."""
     stem = f"{ds.attrs['rule']}_{ds.attrs['dataset']}_seed{ds.attrs['seed']}"
-    shutil.rmtree(Path(out) / "checkpoints" / stem, ignore_errors=True)
+    folder = Path(out) / "checkpoints" / stem
+    if keep_beside is not None and folder.is_dir():
+        for checkpoint in folder.iterdir():
+            if checkpoint.is_file() and not checkpoint.name.endswith(".tmp"):
+                os.replace(checkpoint, keep_beside.with_name(f"{keep_beside.stem}.{checkpoint.name}"))
+    shutil.rmtree(folder, ignore_errors=True)
     with contextlib.suppress(OSError):
         (Path(out) / "checkpoints").rmdir()

@@ -27,6 +27,11 @@ scanned parameter plus ``seed``.
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # --help from the cache, before the imports below take seconds
+    from studies.quick_help import answer_from_cache
+
+    answer_from_cache(__file__)
+
 import dataclasses
 import hashlib
 import itertools
@@ -50,7 +55,7 @@ from studies import registry
 from studies.cli import run_main
 from studies.config import RunConfig, apply, build_parser, config_from_args, find_leaf, leaves
 from studies.executors import make_executor, one_core
-from studies.results import git_commit, now, package_versions
+from studies.results import integers_with_gaps, now, stamp
 
 
 @dataclass(frozen=True)
@@ -143,7 +148,7 @@ def _worker_cache(root: Path):
 
 def run_point(spec, config, reuse: bool) -> dict:
     """Run one point; returns its metrics, or the error that stopped it (never raises)."""
-    start = time.perf_counter()
+    start, started = time.perf_counter(), now()
     try:
         one_core()  # points run side by side: one core each
         root = Path(config.run.out).parent.parent / "build" / f"worker_{socket.gethostname()}_{os.getpid()}"
@@ -162,6 +167,7 @@ def run_point(spec, config, reuse: bool) -> dict:
         out = {name: float("nan") for name in METRICS}
         out.update(error=f"{type(error).__name__}: {error}\n{traceback.format_exc(limit=3)}", dataset="")
     out["point_seconds"] = time.perf_counter() - start
+    out.update(start_time=started, host=socket.gethostname())
     return out
 
 
@@ -169,7 +175,8 @@ def _save_point(path: Path, point: dict, seed: int, config, result: dict) -> Non
     ds = xr.Dataset({name: ((), result[name], {"units": u, "long_name": n}) for name, (u, n) in METRICS.items()})
     ds.attrs.update(point=json.dumps(point, sort_keys=True), seed=seed, error=result["error"],
                     dataset=result["dataset"], config=config_json(config))
-    files.write_netcdf(ds, path)
+    stamp(ds, result["start_time"], host=result["host"])  # where and when the point ran
+    files.write_netcdf(integers_with_gaps(ds, "reused_binary"), path)
 
 
 def _point_failed(path: Path) -> bool:
@@ -197,7 +204,7 @@ def run_scan(spec, grid: dict[str, list[str]], seeds: list[int], base: dict, out
     todo = [job for job in jobs.values() if not (resume and job[3].exists() and not _point_failed(job[3]))]
     todo.sort(key=lambda job: structure_order(spec, job[0], job[1]))  # stable: run_args constants vary fastest
     executor = make_executor(workers, scheduler, local_cluster)
-    started = time.perf_counter()
+    started, start_time = time.perf_counter(), now()
     try:
         futures = {executor.submit(run_point, spec, config, reuse): (p, s, config, path)
                    for p, s, config, path in todo}
@@ -214,10 +221,10 @@ def run_scan(spec, grid: dict[str, list[str]], seeds: list[int], base: dict, out
         executor.close()
         shutil.rmtree(scan_dir / "build", ignore_errors=True)  # the workers' kept binaries
         shutil.rmtree(scan_dir / "work", ignore_errors=True)
-    return combine(spec, grid, seeds, jobs, base, time.perf_counter() - started)
+    return combine(spec, grid, seeds, jobs, base, time.perf_counter() - started, start_time)
 
 
-def combine(spec, grid, seeds, jobs, base, wall_seconds) -> xr.Dataset:
+def combine(spec, grid, seeds, jobs, base, wall_seconds, start_time: str | None = None) -> xr.Dataset:
     names = list(grid)
     shape = [len(grid[n]) for n in names] + [len(seeds)]
     data = {name: np.full(shape, np.nan) for name in METRICS}
@@ -236,11 +243,12 @@ def combine(spec, grid, seeds, jobs, base, wall_seconds) -> xr.Dataset:
     variables = {name: (dims, data[name], {"units": u, "long_name": n}) for name, (u, n) in METRICS.items()}
     variables["error"] = (dims, errors.astype(str), {"long_name": "error of a failed point (empty when it ran)"})
     ds = xr.Dataset(variables, coords={**{n: grid[n] for n in names}, "seed": seeds})
+    for n in names:
+        ds[n].attrs["long_name"] = f"scanned option {n} (values as given)"
     ds.attrs.update(rule=spec.name, scan_parameters=",".join(names), dataset=dataset,
                     base_config=json.dumps({k: str(v) for k, v in base.items()}, sort_keys=True),
-                    failed_points=int(np.sum(errors != "")), wall_seconds=float(wall_seconds),
-                    git_commit=git_commit(), package_versions=package_versions(), end_time=now())
-    return ds
+                    failed_points=int(np.sum(errors != "")), wall_seconds=float(wall_seconds))
+    return integers_with_gaps(stamp(ds, start_time or now()), "reused_binary")
 
 
 def main(argv=None) -> Path:

@@ -11,6 +11,11 @@ Writes one results file and prints its path.
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # --help from the cache, before the imports below take seconds
+    from studies.quick_help import answer_from_cache
+
+    answer_from_cache(__file__)
+
 import dataclasses
 import sys
 import time

@@ -34,6 +34,11 @@ options given on the command line override it), and figures with ``python -m ana
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # --help from the cache, before the imports below take seconds
+    from studies.quick_help import answer_from_cache
+
+    answer_from_cache(__file__)
+
 import dataclasses
 import json
 import shutil

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import models  # noqa: F401  (first: it filters setuptools' warning before Brian2 is imported)
 import numpy as np
 import pytest
 from brian2 import Network, SpikeMonitor, StateMonitor, Synapses, defaultclock, ms, mV
@@ -49,3 +50,24 @@ def run_feedforward(samples: list[SpikeSample], w_in_mV: np.ndarray, params: LIF
 @pytest.fixture
 def build_dir(tmp_path):
     return tmp_path / "build"
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "not_results(reason): the test leaves .nc files that are not results files "
+                                       "(torn or foreign on purpose); the schema check skips them")
+
+
+@pytest.fixture(autouse=True)
+def results_files_follow_the_schema(request):
+    """After each test that used ``tmp_path``: every ``*.nc`` file left there holds what
+    ``docs/results-schema.md`` promises (see ``tests/schema.py``)."""
+    wanted = "tmp_path" in request.fixturenames and not request.node.get_closest_marker("not_results")
+    folder = request.getfixturevalue("tmp_path") if wanted else None  # now: it must outlive this fixture
+    yield
+    if folder is None:
+        return
+    from tests.schema import check_folder
+
+    found = check_folder(folder)
+    if found:
+        pytest.fail("results files that break docs/results-schema.md:\n  " + "\n  ".join(found), pytrace=False)

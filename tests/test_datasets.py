@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from brian2 import ms, second
 
-from datasets import (DatasetUnavailableError, Preprocessing, SpikeSample, load_raw, load_splits, spike_counts,
+from datasets import (DatasetFileError, DatasetUnavailableError, Preprocessing, SpikeSample, load_raw, load_splits, spike_counts,
                       to_dense)
 from datasets.heidelberg import write_shd_layout
 from datasets.records import merge_same_step, preprocess
@@ -80,6 +80,31 @@ def test_corrupt_file_gives_a_clear_error(tmp_path):
     path.write_bytes(data[: len(data) // 3])  # truncated
     with pytest.raises(DatasetUnavailableError, match="truncated or corrupt"):
         load_raw("shd", tmp_path)
+
+
+@pytest.mark.parametrize("broken, intact", [("shd_test.h5", "shd_train.h5"), ("shd_train.h5", "shd_test.h5")])
+def test_a_truncated_file_is_named_itself(tmp_path, broken, intact):
+    _fake_heidelberg(tmp_path)
+    path = tmp_path / "SHD" / broken
+    path.write_bytes(path.read_bytes()[:2000])
+    with pytest.raises(DatasetFileError) as info:
+        load_raw("shd", tmp_path)
+    assert str(path) in str(info.value) and intact not in str(info.value)
+
+
+def test_a_corrupt_or_partial_local_shd_never_falls_back(tmp_path, capsys, monkeypatch):
+    import tonic.download_utils
+
+    monkeypatch.setattr(tonic.download_utils, "download_url", lambda *a, **k: (_ for _ in ()).throw(OSError("offline")))
+    _fake_heidelberg(tmp_path)
+    test_file = tmp_path / "SHD" / "shd_test.h5"
+    test_file.write_bytes(test_file.read_bytes()[:2000])
+    with pytest.raises(DatasetFileError, match=f"cannot read {test_file}"):
+        load_splits(None, tmp_path)  # the default (SHD) asked for: the file there decides
+    test_file.unlink()  # only the training file left
+    with pytest.raises(DatasetFileError, match=r"only shd_train\.h5 is there"):
+        load_splits(None, tmp_path)
+    assert "BUILT-IN SYNTHETIC SET" not in capsys.readouterr().err
 
 
 def test_unknown_dataset_name():

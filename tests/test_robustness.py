@@ -32,6 +32,7 @@ def test_atomic_writes_leave_readable_files_and_no_partial_ones(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.npz"], "a failed write leaves nothing behind"
 
 
+@pytest.mark.not_results("r.nc holds a few bytes, not netCDF")
 def test_temporary_files_of_killed_writers_are_removed(tmp_path):
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     proc.wait()  # a process id that no longer exists
@@ -95,3 +96,28 @@ def eval_list(text: str) -> list:
     import json
 
     return json.loads(text)
+
+
+def test_a_finished_run_goes_on_to_more_epochs_as_if_never_stopped(tmp_path):
+    from studies import bptt_shd
+    from studies.run import ConfigMismatchError
+
+    base = ["--dataset", "synthetic", "--n-train", "30", "--n-test", "10", "--dt", "20ms", "--n-hidden", "8"]
+    whole = xr.load_dataset(bptt_shd.main(base + ["--epochs", "3", "--out", str(tmp_path / "whole")]))
+    out = tmp_path / "extended"
+    first = xr.load_dataset(bptt_shd.main(base + ["--epochs", "2", "--out", str(out)]))
+    assert (out / "bptt_synthetic_seed0.state.pt").exists() and not (out / "checkpoints").exists()
+    path = bptt_shd.main(base + ["--epochs", "3", "--out", str(out), "--resume"])
+    extended = xr.load_dataset(path)
+    for name in ("train_loss", "train_accuracy", "val_accuracy", "test_accuracy", "best_epoch", "test_prediction"):
+        np.testing.assert_array_equal(whole[name].values, extended[name].values, err_msg=name)
+    # it went on from the finished state: the first two epochs are the finished run's own, not run again
+    np.testing.assert_array_equal(extended.epoch_seconds.values[:2], first.epoch_seconds.values)
+    assert first.sizes["epoch"] == 2 and (out / "bptt_synthetic_seed0.nc").exists()  # the shorter run's results stay
+    assert path.with_name(path.stem + ".state.pt").exists()
+    # any other difference is refused, naming it; so is going back to fewer epochs
+    with pytest.raises(ConfigMismatchError, match=r"params\.n_hidden: 8 -> 16") as info:
+        bptt_shd.main(base + ["--n-hidden", "16", "--epochs", "4", "--out", str(out), "--resume"])
+    assert "epochs" not in str(info.value)
+    with pytest.raises(ConfigMismatchError, match="epochs: 2 -> 1"):
+        bptt_shd.main(base + ["--epochs", "1", "--out", str(out), "--resume"])

@@ -11,8 +11,11 @@ building again (see :meth:`models.engine.replay.ChunkedReplayNetwork.compile`).
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import functools
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import threading
@@ -25,6 +28,59 @@ from brian2.core.variables import VariableView
 
 from models.engine import devices
 from models.engine.devices import DeviceUnavailableError, check_device_name
+
+
+_PR_SET_PDEATHSIG = 1  # prctl option, <linux/prctl.h>
+
+
+@functools.lru_cache(maxsize=None)
+def _prctl():
+    """libc's ``prctl`` (Linux), loaded once, before any fork; ``None`` elsewhere."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+
+def die_with_parent(parent: int | None = None) -> None:
+    """Have Linux SIGKILL this process as soon as the process that started it dies, however it dies
+    (a SIGKILL included, which leaves it no chance to clean up). ``parent``: the pid expected as
+    parent; when it is already gone, this process ends at once. Does nothing off Linux."""
+    prctl = _prctl()
+    if prctl is None:
+        return
+    prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if parent is not None and os.getppid() != parent:  # it died before the request took effect
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+@contextlib.contextmanager
+def binaries_die_with_this_process():
+    """While active, simulator binaries that Brian2's standalone devices start (``./main``, through
+    ``subprocess.call`` in :meth:`CPPStandaloneDevice.run`, which brian2cuda inherits) are killed by
+    the kernel when this process dies, instead of running on as orphans."""
+    from brian2.devices.cpp_standalone import device as standalone
+
+    real = standalone.subprocess
+    me = os.getpid()
+    _prctl()  # loaded here: the child only calls it
+
+    class _Subprocess:
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+        @staticmethod
+        def call(*args, **kwargs):
+            kwargs.setdefault("preexec_fn", lambda: die_with_parent(me))
+            return real.call(*args, **kwargs)
+
+    standalone.subprocess = _Subprocess()
+    try:
+        yield
+    finally:
+        standalone.subprocess = real
 
 
 class BuildCache:
@@ -172,7 +228,7 @@ class CompiledNetwork:
                 f"{self.device_name} was built compile-only (no GPU here); the binary in "
                 f"{self.build_dir} cannot run on this machine"
             )
-        with _PeakChildMemory() as watch:
+        with _PeakChildMemory() as watch, binaries_die_with_this_process():
             device.run(
                 directory=str(self.build_dir),
                 results_directory=results_subdir or "results",

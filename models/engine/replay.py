@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from models.engine.compiled import BuildCache
+from models.engine.compiled import BuildCache, die_with_parent
 from models.engine.inputs import table_values
 from models.spikes import SpikeSample
 
@@ -32,8 +32,9 @@ from models.spikes import SpikeSample
 _WORKER_NETWORK = None
 
 
-def _start_worker(network) -> None:
+def _start_worker(network, parent: int) -> None:
     global _WORKER_NETWORK
+    die_with_parent(parent)  # a killed study takes its workers (and so their binaries) with it
     _WORKER_NETWORK = network
     network.compiled.clean_after_run = False  # the parent removes the run_args arrays afterwards
 
@@ -136,7 +137,8 @@ class ChunkedReplayNetwork:
             jobs = [(i, chunks[i], kwargs) for i in pending]
             context = multiprocessing.get_context("fork")
             try:
-                with context.Pool(min(workers, len(jobs)), initializer=_start_worker, initargs=(self,)) as pool:
+                with context.Pool(min(workers, len(jobs)), initializer=_start_worker,
+                                  initargs=(self, os.getpid())) as pool:
                     for index, result, peak_mib in pool.imap(_run_in_worker, jobs):
                         results[index] = result
                         self.compiled.peak_binary_memory = max(self.compiled.peak_binary_memory, peak_mib)
