@@ -234,7 +234,7 @@ def combine(runs: dict[tuple[str, int], xr.Dataset], rules: list[str], seeds: li
                         {"long_name": "where the learning rule's information comes from"})
     ds = xr.Dataset(data, coords={"rule": rules, "seed": seeds, "epoch": np.arange(1, n_epochs + 1),
                                   "test_sample": np.arange(n_test)})
-    integers_with_gaps(ds, "trainable_parameters")  # a rule may not report it
+    integers_with_gaps(ds, "trainable_parameters", "best_epoch", "readout_macs_per_sample")  # a rule may not report them
     ds.attrs["energy_reference"] = ("Horowitz (2014), 45 nm, 32-bit float: 0.9 pJ per add (a synaptic event adds a "
                                     "weight), 4.6 pJ per multiply-accumulate (a dense readout weight)")
     return ds
