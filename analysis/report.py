@@ -20,12 +20,18 @@ from analysis.stats import mean_ci
 #: Each rule's update, as the code implements it (see the docstrings in learning_rules/), and where it
 #: departs from its paper, with the reason.
 METHODS = {
-    "stdp": ("STDP with adaptive thresholds and winner-take-all (Diehl & Cook 2015), then a logistic readout "
-             "of time-binned spike counts",
-             "post spike: $w \\leftarrow \\mathrm{clip}(w + A_+ x_\\mathrm{pre}, 0, w_\\max)$; pre spike: "
-             "$w \\leftarrow \\mathrm{clip}(w - A_- x_\\mathrm{post}, 0, w_\\max)$; $\\theta \\mathrel{+}= \\theta_+$ per "
-             "spike; incoming weights normalised to a fixed sum at every sample.",
-             "see `learning_rules/stdp.py`."),
+    "stdp": ("Unsupervised STDP of Diehl & Cook (2015): conductance-based excitatory neurons with adaptive "
+             "thresholds, each driving an inhibitory neuron that silences the others (hard winner-take-all), then "
+             "the paper's label assignment and a logistic readout of time-binned spike counts",
+             "at each postsynaptic spike $\\Delta w = \\eta (x_\\mathrm{pre} - x_\\mathrm{tar})(w_\\max - w)^{\\mu}$ "
+             "(eq. 4; $\\eta = 0.01$, $x_\\mathrm{tar} = 0.4$, $\\mu = 0.2$, $w_\\max = 1$); $\\theta \\mathrel{+}= 0.05$ mV "
+             "per spike, $\\tau_\\theta = 10^7$ ms; incoming weights normalised to 78/784 per input before every "
+             "training sample.",
+             "audio spike trains replayed as recorded instead of Poisson rates, the paper's rate increase for a silent "
+             "layer (fewer than 5 spikes) kept as a larger input gain on a second presentation, after the sample's "
+             "chunk rather than at once; state reset at each sample instead of a 150 ms rest; normalisation target "
+             "per input; no synaptic delays (the released code has 0-10 ms); initial weights normalised once, so the "
+             "frozen control is the network learning starts from (see `learning_rules/stdp.py`)."),
     "lsm": ("Liquid state machine (Maass et al. 2002): fixed recurrent LIF reservoir, logistic readout of "
             "time-binned counts (and, in the LSM study, a least-squares readout of windowed spike counts and "
             "spike-train inner products whose terms are chosen by the forward orthogonal regression of "

@@ -70,9 +70,10 @@ COORDINATES = dict(
     input="input channel", rank="rank in the order of selection", n_selected="terms selected by the readout",
     rule="learning rule", seed="seed of the run", channel="input channel", time_bins="time bins of the count features",
     count_bins="time bins of the count features", workers="worker processes", implementation="implementation timed",
-    sequence_steps="time steps per sample",
+    sequence_steps="time steps per sample", dataset="dataset", network="network read out (trained, or frozen at its initial weights)",
+    readout="readout of the network's spike counts",
 )
-NAMED = ("rule", "implementation")
+NAMED = ("rule", "implementation", "dataset", "network", "readout")
 
 
 def label_coordinates(ds: xr.Dataset) -> xr.Dataset:
