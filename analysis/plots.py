@@ -197,6 +197,79 @@ def plot_scan_heatmap(ds: xr.Dataset, ax=None, variable: str = "test_accuracy"):
     return ax
 
 
+def _weight_blocks(ds: xr.Dataset):
+    """``[(title, initial (input, neuron), learned (input, neuron))]`` from one STDP run or the evidence file."""
+    if "stdp_weights" in ds:
+        w = ds.stdp_weights
+        return [(str(d), w.sel(dataset=d, network="frozen").values, w.sel(dataset=d, network="trained").values)
+                for d in w.dataset.values]
+    return [(str(ds.attrs.get("dataset", "")), ds.initial_weights.values, ds.weights.values)]
+
+
+def plot_stdp_weights(ds: xr.Dataset, ax=None):
+    """Every neuron's input weights before learning and after, side by side (one column per neuron)."""
+    ax = _axes(ax)
+    blocks, names, edges = [], [], [0]
+    for title, initial, learned in _weight_blocks(ds):
+        for tag, w in (("initial", initial), ("learned", learned)):
+            blocks += [w, np.full((w.shape[0], 1), np.nan)]
+            names.append(f"{title}\n{tag}")
+            edges.append(edges[-1] + w.shape[1] + 1)
+    image = np.concatenate(blocks[:-1], axis=1)
+    shown = ax.imshow(image, aspect="auto", origin="lower", cmap="magma", interpolation="nearest",
+                      vmin=0, vmax=np.nanpercentile(image, 99.5))
+    ax.figure.colorbar(shown, ax=ax, label="input weight (conductance / leak)")
+    ax.set_xticks([(lo + hi - 1) / 2 for lo, hi in zip(edges[:-1], edges[1:])], names, fontsize="x-small")
+    ax.set_xlabel("neurons: before and after STDP")
+    ax.set_ylabel("input channel")
+    ax.set_title("STDP input weights, every neuron", fontsize="small")
+    return ax
+
+
+def plot_stdp_evidence(ds: xr.Dataset, ax=None):
+    """Test accuracy of the trained and the frozen network, seed by seed (lines pair them), per dataset
+    and readout, with chance and the mean paired gain and its interval."""
+    ax = _axes(ax)
+    acc = ds.test_accuracy
+    x = 0
+    ticks, names = [], []
+    for dataset in acc.dataset.values:
+        for readout in acc.readout.values:
+            values = acc.sel(dataset=dataset, readout=readout)
+            frozen, trained = values.sel(network="frozen").values, values.sel(network="trained").values
+            for f, t in zip(frozen, trained):
+                ax.plot([x, x + 1], [f, t], "-o", color="tab:blue", ms=3, lw=0.8)
+            ax.hlines(float(ds.chance.sel(dataset=dataset)), x - 0.3, x + 1.3, color="grey", ls=":", lw=1)
+            gain = ds.sel(dataset=dataset, readout=readout)
+            ax.text(x + 0.5, np.nanmax([frozen, trained]) + 0.03,
+                    f"{float(gain.accuracy_gain_mean):+.3f}\n[{float(gain.accuracy_gain_low):+.3f}, "
+                    f"{float(gain.accuracy_gain_high):+.3f}]", ha="center", fontsize="xx-small")
+            ticks += [x, x + 1]
+            names += [f"{dataset}\n{readout}\nfrozen", "trained"]
+            x += 3
+    ax.set_xticks(ticks, names, fontsize="xx-small")
+    ax.set_xlabel("dataset, readout, network (lines join the two networks of one seed)", fontsize="small")
+    ax.set_ylabel(label(acc))
+    ax.set_ylim(0, 1)
+    ax.set_title("STDP: trained against its frozen initial network (dotted: chance)", fontsize="small")
+    return ax
+
+
+def plot_active_neurons(ds: xr.Dataset, ax=None):
+    """How hard the winner-take-all is: neurons active per test sample, trained and frozen."""
+    ax = _axes(ax)
+    names = [n for n in ("active_neurons", "active_neurons_frozen") if n in ds]
+    top = int(max(ds[n].max() for n in names))
+    bins = np.arange(top + 2) - 0.5
+    for name, tag in zip(names, ("trained", "frozen initial weights")):
+        ax.hist(ds[name].values, bins=bins, histtype="step", label=f"{tag} (mean {float(ds[name].mean()):.1f})")
+    ax.set_xlabel(label(ds.active_neurons))
+    ax.set_ylabel("test samples")
+    ax.set_title(_title(ds), fontsize="small")
+    ax.legend(fontsize="small")
+    return ax
+
+
 def plot_optimization_history(ds: xr.Dataset, ax=None):
     """A tuning search: each trial's objective (colour: how it ended) and the best so far."""
     ax = _axes(ax)
@@ -248,6 +321,10 @@ PLOTS = (
     ("response", plot_response, ("test_counts",)),
     ("channel_rates", plot_channel_rates, ("channel_rate",)),
     ("spikes_per_sample", plot_spike_histogram, ("spikes_per_sample", "active_channels")),
+    ("stdp_weights", plot_stdp_weights, ("weights", "initial_weights")),
+    ("stdp_weights", plot_stdp_weights, ("stdp_weights",)),
+    ("stdp_evidence", plot_stdp_evidence, ("test_accuracy", "network", "readout", "chance")),
+    ("active_neurons", plot_active_neurons, ("active_neurons",)),
 )
 
 

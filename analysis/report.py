@@ -17,26 +17,49 @@ import xarray as xr
 from analysis.figures import draw
 from analysis.stats import binomial_interval, holm, mean_ci, paired_over_samples, paired_over_seeds
 
-#: Each rule's update, as the code implements it (see the docstrings in learning_rules/).
+#: Each rule's update, as the code implements it (see the docstrings in learning_rules/), and where it
+#: departs from its paper, with the reason.
 METHODS = {
-    "stdp": ("STDP with adaptive thresholds and winner-take-all (Diehl & Cook 2015), then a logistic readout "
-             "of time-binned spike counts",
-             "post spike: $w \\leftarrow \\mathrm{clip}(w + A_+ x_\\mathrm{pre}, 0, w_\\max)$; pre spike: "
-             "$w \\leftarrow \\mathrm{clip}(w - A_- x_\\mathrm{post}, 0, w_\\max)$; $\\theta \\mathrel{+}= \\theta_+$ per "
-             "spike; incoming weights normalised to a fixed sum at every sample."),
+    "stdp": ("Unsupervised STDP of Diehl & Cook (2015): conductance-based excitatory neurons with adaptive "
+             "thresholds, each driving an inhibitory neuron that silences the others (hard winner-take-all), then "
+             "the paper's label assignment and a logistic readout of time-binned spike counts",
+             "at each postsynaptic spike $\\Delta w = \\eta (x_\\mathrm{pre} - x_\\mathrm{tar})(w_\\max - w)^{\\mu}$ "
+             "(eq. 4; $\\eta = 0.01$, $x_\\mathrm{tar} = 0.4$, $\\mu = 0.2$, $w_\\max = 1$); $\\theta \\mathrel{+}= 0.05$ mV "
+             "per spike, $\\tau_\\theta = 10^7$ ms; incoming weights normalised to 78/784 per input before every "
+             "training sample.",
+             "audio spike trains replayed as recorded instead of Poisson rates, the paper's rate increase for a silent "
+             "layer (fewer than 5 spikes) kept as a larger input gain on a second presentation, after the sample's "
+             "chunk rather than at once; state reset at each sample instead of a 150 ms rest; normalisation target "
+             "per input; no synaptic delays (the released code has 0-10 ms); initial weights normalised once, so the "
+             "frozen control is the network learning starts from (see `learning_rules/stdp.py`)."),
     "lsm": ("Liquid state machine (Maass et al. 2002): fixed recurrent LIF reservoir, logistic readout of "
-            "time-binned counts (and the spike-time readout of Florescu & Coca 2019 in the LSM study)",
+            "time-binned counts (and, in the LSM study, a least-squares readout of windowed spike counts and "
+            "spike-train inner products whose terms are chosen by the forward orthogonal regression of "
+            "Florescu & Coca 2019)",
             "no plasticity in the network; the readout minimises the regularised logistic loss, "
-            "$C$ chosen on validation."),
+            "$C$ chosen on validation.",
+            "current-based LIF with exponential synapses instead of dynamic synapses; no delays; state reset "
+            "at every sample. The spike-time readout takes only the spike-train space and the ERR selection "
+            "from Florescu & Coca: its targets (one-hot classes), terms (windowed counts and pairwise inner "
+            "products), intercept and decision are ours."),
     "eprop": ("Three-factor e-prop (Bellec et al. 2020), online, symmetric feedback",
               "$\\Delta w_{ji} \\propto -\\sum_t L_j(t)\\,\\bar e_{ji}(t)$, "
               "$L_j = \\sum_k W^\\mathrm{out}_{kj}(\\pi_k - \\pi^*_k)$, $\\bar e_{ji} = \\kappa * (\\psi_j \\epsilon_{ji})$, "
-              "Adam after every sample."),
+              "Adam after every sample.",
+              "the project's current-based LIF (reset to $v_\\mathrm{reset}$, no adaptation); the pseudo-derivative "
+              "is the BPTT baseline's fast sigmoid without the paper's damping $\\gamma_\\mathrm{pd} = 0.3$ (a constant "
+              "factor on every hidden gradient, which Adam's per-weight normalisation removes); cross-entropy at every "
+              "time step rather than in a final window (a digit's label holds for the whole sample, and the update "
+              "then sees all of it); self-connections kept (the BPTT baseline's recurrent matrix is full and both "
+              "train the same network); Adam after every sample, batch size 1 (online learning is e-prop's claim)."),
     "bptt": ("Backpropagation through time with surrogate gradients (Neftci et al. 2019), the baseline",
              "$\\Delta w \\propto -\\partial L / \\partial w$ by autograd through all time steps; "
-             "$\\partial s/\\partial v = (\\beta|u|+1)^{-2}$; Adam on mini-batches."),
+             "$\\partial s/\\partial v = (\\beta|u|+1)^{-2}$; Adam on mini-batches.",
+             "exact integration of the project's LIF instead of forward Euler; initial weights normal with standard "
+             "deviation weight_scale / sqrt(fan-in) for input and readout alike (half for recurrent), one tuning "
+             "parameter rather than the SpyTorch tutorials' scale tied to their neuron's decay per step."),
     "counts": ("Control: logistic readout of the input's own time-binned spike counts (no network)",
-               "no network; the readout minimises the regularised logistic loss."),
+               "no network; the readout minimises the regularised logistic loss.", ""),
 }
 
 
@@ -69,8 +92,9 @@ def compare_section(ds: xr.Dataset, figures: list[Path], out: Path) -> list[str]
                  "synaptic event; the same-size non-spiking network evaluates every connection at every step.")
     lines += ["", "## Methods", ""]
     for rule in rules:
-        title, update = METHODS.get(rule, (rule, ""))
-        lines.append(f"- **{rule}** ({ds.locality.sel(rule=rule).item()}): {title}. Update: {update}")
+        title, update, departures = METHODS.get(rule, (rule, "", ""))
+        line = f"- **{rule}** ({ds.locality.sel(rule=rule).item()}): {title}. Update: {update}"
+        lines.append(line + (f" Departures from the paper: {departures}" if departures else ""))
     lines += ["", "## Results", "",
               "| rule | test accuracy | synaptic events / inference | energy / inference (uJ) | same-size dense (uJ) "
               "| training time (s) | peak memory (MiB) | parameters | locality |",

@@ -11,8 +11,15 @@ The loss is the cross-entropy of the readout potentials reduced over time (maxim
 with the optional firing-rate term on the hidden rates :math:`r_j` (spikes per second, target
 :math:`r_0`). The gradient flows through time by backpropagation, through spikes by the fast-sigmoid
 surrogate (slope documented in :mod:`models.lif_torch`); the reset is kept out of the gradient.
-Adam optimises all weights. Departure from the papers: the neuron is integrated exactly with the
-project's constants and time step rather than with forward Euler.
+Adam optimises all weights. Initial weights (:class:`models.lif_torch.RecurrentLIFNetwork`) are
+normal with standard deviation ``weight_scale / sqrt(fan_in)`` for the input and the readout alike
+and half that for the recurrent weights. Departures from the papers: the neuron is integrated
+exactly with the project's constants and time step rather than with forward Euler; one
+``weight_scale`` (5 threshold units) for input and readout, where the SpyTorch tutorials behind
+Zenke & Vogels (2021) tie their one scale to their neuron's membrane decay per step (a different
+neuron and step; here the scale is a tuning parameter, ``--weight-scale``). An earlier docstring said the readout started at
+``1 / sqrt(n_hidden)``; the code has always used ``weight_scale / sqrt(n_hidden)``, and the docstrings
+now say so.
 """
 
 from __future__ import annotations
@@ -47,7 +54,7 @@ class BPTTParams:
     rate_penalty: float = 0.0  # lambda of the firing-rate term (0: off)
     target_rate: Quantity = const(10 * Hz)  # r_0 of the firing-rate term
     surrogate_slope: float = 10.0  # beta of the fast sigmoid
-    weight_scale: float = 5.0  # initial input weight scale, in (v_threshold - v_rest) / sqrt(fan-in)
+    weight_scale: float = 5.0  # initial input and readout weight scale (recurrent: half), in (v_threshold - v_rest) / sqrt(fan-in)
     train_hidden: bool = True  # learn the input and recurrent weights (off: only the readout learns, the learning-off control)
 
     def __post_init__(self):

@@ -31,9 +31,30 @@ every time step (``update='online'``). Without recurrence and with the true lear
 (symmetric), :math:`g` is exactly the BPTT gradient of the same network (tested against PyTorch
 autograd); with recurrence it omits the paths through other neurons (the e-prop approximation).
 
-Departures from the paper: current-based LIF with an exponential synaptic current (so the
-eligibility vector has two components and the readout kernel is second order) instead of
-plain LIF; reset to :math:`v_\\mathrm{reset}` instead of reset by subtraction; no adaptation (ALIF).
+Departures from the paper, and why (the comparison wants e-prop and the BPTT baseline to train
+the same network with the same surrogate, so that they differ only in how credit is assigned):
+
+- Current-based LIF with an exponential synaptic current (so the eligibility vector has two
+  components and the readout kernel is second order) instead of plain LIF; reset to
+  :math:`v_\\mathrm{reset}` instead of reset by subtraction; no adaptation (ALIF). The project's one
+  neuron is this LIF; every rule uses it.
+- No pseudo-derivative damping :math:`\\gamma_\\mathrm{pd}` (0.3 in the paper, whose
+  :math:`\\psi = \\gamma_\\mathrm{pd} \\max(0, 1 - |v - v_\\mathrm{th}|/v_\\mathrm{th})` is a triangle);
+  :math:`\\psi` is the fast-sigmoid surrogate of the BPTT baseline, so that the e-prop gradient can
+  be checked against autograd of the same network. A constant :math:`\\gamma` scales every
+  hidden-weight gradient alike: Adam (``update='sample'``) normalises each weight's steps and is
+  unchanged by it (up to its epsilon); with ``update='online'`` it is a factor on the step size.
+- Cross-entropy at every time step, not only in a final decision window as in the paper's
+  evidence-accumulation task (the paper does use per-step targets for its frame-wise TIMIT task).
+  A spoken-digit label holds for the whole sample and has no recall period; with a learning
+  signal at every step the update sees the whole sample, whereas eligibility traces, which forget
+  within about :math:`\\tau_\\mathrm{mem}`, would carry only the end of it to a final-window signal.
+- Self-connections are kept in the recurrent weights (the paper has none): the BPTT baseline's
+  recurrent matrix (after Zenke & Vogels' recurrent SHD network) is full, and both rules train the
+  same network. Set ``recurrent=False`` for a network without any.
+- Adam after every sample (batch size 1), where the paper averages gradients over mini-batches
+  before each Adam step: e-prop's claim is learning online, one sample at a time, with nothing
+  stored across samples but the weights and Adam's moments.
 """
 
 from __future__ import annotations

@@ -160,8 +160,9 @@ class RecurrentLIFNetwork(torch.nn.Module):
     The trainable weights are kept in units of ``v_threshold - v_rest`` (so that Adam's step size
     means the same for any neuron constants); :meth:`weights_mV` gives them in millivolt, as the
     Brian2 model takes them. Initial weights are normal with standard deviation
-    ``weight_scale / sqrt(fan_in)`` (input, and half that for recurrent weights) and
-    ``1 / sqrt(n_hidden)`` for the readout, after Zenke & Vogels (2021).
+    ``weight_scale / sqrt(fan_in)``: the input and the readout (fan-in ``n_hidden``) with the same
+    ``weight_scale``, the recurrent weights with half of it, as the SpyTorch tutorial of Zenke &
+    Vogels (2021) draws its input and readout weights with one scale.
     """
 
     def __init__(self, n_in: int, n_hidden: int, n_out: int, params: LIFParams, dt: Quantity, *,

@@ -88,12 +88,14 @@ def scalar(value, units: str, long_name: str):
 COORDINATES = dict(
     epoch="training epoch (1-based)", test_sample="index of the test sample", true_class="class of the sample",
     predicted_class="class predicted", time_bin="time bin within the sample", neuron="neuron index",
-    input="input channel", rank="rank in the order of selection", n_selected="neurons selected by the readout",
+    input="input channel", rank="rank in the order of selection", n_selected="terms selected by the readout",
     rule="learning rule", seed="seed of the run", channel="input channel", time_bins="time bins of the count features",
     count_bins="time bins of the count features", workers="worker processes", implementation="implementation timed",
     sequence_steps="time steps per sample", trial="trial number in the search", parameter="tuned option",
+    dataset="dataset", network="network read out (trained, or frozen at its initial weights)",
+    readout="readout of the network's spike counts",
 )
-NAMED = ("rule", "implementation")
+NAMED = ("rule", "implementation", "dataset", "network", "readout")
 
 
 def label_coordinates(ds: xr.Dataset) -> xr.Dataset:

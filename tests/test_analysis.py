@@ -59,12 +59,40 @@ def _scan_ds():
     return ds
 
 
+def _stdp_ds():
+    rng = np.random.default_rng(2)
+    ds = _single_ds()
+    ds["weights"] = (("input", "neuron"), rng.uniform(0, 1, (12, 8)), {"units": "1", "long_name": "learned weights"})
+    ds["initial_weights"] = (("input", "neuron"), rng.uniform(0, 0.3, (12, 8)), {"units": "1", "long_name": "initial weights"})
+    ds["active_neurons"] = ("test_sample", [1, 2], {"units": "1", "long_name": "neurons active per test sample"})
+    ds["active_neurons_frozen"] = ("test_sample", [3, 5], {"units": "1", "long_name": "neurons active, frozen"})
+    return ds
+
+
+def _evidence_ds():
+    rng = np.random.default_rng(3)
+    ds = xr.Dataset({
+        "test_accuracy": (("dataset", "seed", "network", "readout"), rng.uniform(0, 1, (2, 3, 2, 2)),
+                          {"units": "1", "long_name": "test accuracy"}),
+        "accuracy_gain_mean": (("dataset", "readout"), rng.uniform(-0.1, 0.1, (2, 2)), {"units": "1", "long_name": "gain"}),
+        "accuracy_gain_low": (("dataset", "readout"), np.full((2, 2), -0.2), {"units": "1", "long_name": "low"}),
+        "accuracy_gain_high": (("dataset", "readout"), np.full((2, 2), 0.2), {"units": "1", "long_name": "high"}),
+        "chance": ("dataset", [0.05, 0.1], {"units": "1", "long_name": "chance"}),
+        "stdp_weights": (("dataset", "network", "input", "neuron"), rng.uniform(0, 1, (2, 2, 12, 8)),
+                         {"units": "1", "long_name": "weights"}),
+    }, coords={"dataset": ["synthetic", "fsdd"], "seed": [0, 1, 2], "network": ["trained", "frozen"],
+               "readout": ["assignment", "logistic"]})
+    return ds
+
+
 @pytest.mark.parametrize("make, expected", [
     (_compare_ds, {"accuracy_by_rule", "accuracy_vs_synops", "learning_curves"}),
     (_single_ds, {"learning_curve", "confusion", "response"}),
     (_summary_ds, {"raster", "channel_rates", "spikes_per_sample"}),
     (_bench_ds, {"memory_vs_length"}),
     (_scan_ds, {"scan"}),
+    (_stdp_ds, {"learning_curve", "confusion", "response", "stdp_weights", "active_neurons"}),
+    (_evidence_ds, {"stdp_weights", "stdp_evidence"}),
 ])
 def test_every_plot_builds_with_labelled_axes(make, expected):
     ds = make()

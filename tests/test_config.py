@@ -43,7 +43,7 @@ def test_every_study_command_line_is_generated_from_its_config(rule):
 
 
 def test_options_reach_the_nested_fields_and_config_files_are_overridden(tmp_path):
-    spec = registry.get("stdp")
+    spec = registry.get("lsm")
     parser = build_parser(spec.config, "test")
     config = config_from_args(spec.config, parser.parse_args(
         ["--dt", "0.5ms", "--lif", "tau_mem=30ms", "--n-neurons", "7", "--n-train", "12", "--no-resume"]))
@@ -54,9 +54,9 @@ def test_options_reach_the_nested_fields_and_config_files_are_overridden(tmp_pat
     again = config_from_args(spec.config, parser.parse_args(["--config", str(path), "--n-neurons", "9"]))
     assert again == dataclasses.replace(config, params=dataclasses.replace(config.params, n_neurons=9))
     subset = tmp_path / "subset.json"
-    subset.write_text(json.dumps({"params": {"a_plus": "0.03 mV"}, "epochs": 2}))
+    subset.write_text(json.dumps({"params": {"w_input": "0.03 mV"}, "n_bins": 2}))
     partial = config_from_args(spec.config, parser.parse_args(["--config", str(subset)]))
-    assert partial.params.a_plus == 0.03 * mV and partial.epochs == 2 and partial.input.dt == 0.1 * ms
+    assert partial.params.w_input == 0.03 * mV and partial.n_bins == 2 and partial.input.dt == 0.1 * ms
 
 
 @pytest.mark.parametrize("argv, message", [

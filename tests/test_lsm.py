@@ -3,12 +3,13 @@
 import numpy as np
 import pytest
 import xarray as xr
-from brian2 import ms
+from brian2 import ms, second
 
 from datasets import Preprocessing, load_splits
 from datasets.synthetic_bursts import SyntheticConfig
 from learning_rules.lsm import Liquid, ReservoirParams, reservoir_connectivity
-from learning_rules.spike_time_readout import SpikeTimeOFRReadout, filtered_trains, orthogonal_forward_selection
+from learning_rules.spike_time_readout import (SpikeTrainInnerProductReadout, filtered_trains,
+                                               forward_orthogonal_regression)
 from models.engine import devices
 from models.engine.inputs import chunk_capacity
 
@@ -76,9 +77,9 @@ def test_orthogonal_forward_regression_finds_the_neurons_that_make_the_target():
     rng = np.random.default_rng(4)
     trains = np.stack([filtered_trains(rng.integers(0, 30, 200), rng.uniform(0, 1, 200), 30, 200, 0.005, 0.01)
                        for _ in range(20)])  # (sample, neuron, grid)
-    x = trains.transpose(1, 0, 2).reshape(30, -1)
-    target = x[3] + 0.5 * x[17] + 0.25 * x[8]
-    order, err = orthogonal_forward_selection(x @ x.T, x @ target, float(target @ target), 5)
+    x = trains.transpose(0, 2, 1).reshape(-1, 30)  # rows: every grid point of every sample
+    target = x[:, 3] + 0.5 * x[:, 17] + 0.25 * x[:, 8]
+    order, err = forward_orthogonal_regression(x, target[:, None], 5)
     assert list(order[:3]) == [3, 17, 8]
     assert err[:3].sum() == pytest.approx(1.0, abs=1e-9) and err[3] < 1e-9
 
@@ -94,10 +95,66 @@ def test_spike_time_readout_picks_the_neuron_whose_timing_holds_the_class():
         burst = rng.uniform(0.1, 0.3, 8) + 0.5 * label
         X.append((np.concatenate([units, np.full(8, 5)]), np.concatenate([times, burst])))
         y.append(label)
-    readout = SpikeTimeOFRReadout(20, n_select=3, n_target_bins=4).fit(X[:60], y[:60])
-    assert readout.order_[0] == 5
+    readout = SpikeTrainInnerProductReadout(20, n_select=3, n_windows=10, n_pool=5).fit(X[:60], y[:60])
+    assert readout.terms_[readout.order_[0]][0] == 5
     readout.choose_n_select(X[60:70], y[60:70])
     assert readout.score(X[70:], y[70:]) == 1.0
+
+
+def _coincidence_task(n, rng, n_neurons=8, n_windows=4, window=0.05, jitter=0.0005):
+    """Every neuron fires exactly one spike, uniformly placed, in each of ``n_windows`` windows of
+    ``window`` seconds, in both classes; in class 1 neuron 1 fires within ``jitter`` of neuron 0.
+    Counts (in these windows, and in any finer bins on average) are the same in both classes."""
+    X, y = [], []
+    for k in range(n):
+        label = k % 2
+        times = (np.arange(n_windows)[None, :] + rng.uniform(0.02, 0.98, (n_neurons, n_windows))) * window
+        if label:
+            times[1] = times[0] + rng.uniform(-jitter, jitter, n_windows)
+        units = np.repeat(np.arange(n_neurons), n_windows)
+        X.append((units, times.ravel()))
+        y.append(label)
+    return X, np.array(y)
+
+
+def test_spike_time_readout_reads_coincidences_that_binned_counts_cannot():
+    from learning_rules.count_control import fit_count_control
+    from models.spikes import SpikeSample
+
+    rng = np.random.default_rng(11)
+    (x_train, y_train), (x_val, y_val), (x_test, y_test) = (_coincidence_task(n, rng) for n in (160, 40, 200))
+    duration = 0.2 * second
+    readout = SpikeTrainInnerProductReadout(8, n_select=10, tau=2 * ms, grid_dt=0.25 * ms, duration=duration,
+                                            n_windows=4, n_pool=8).fit(x_train, y_train)
+    readout.choose_n_select(x_val, y_val)
+    assert readout.score(x_test, y_test) >= 0.95
+    assert tuple(readout.terms_[readout.order_[0]][:2]) == (0, 1), "the first term is the product of 0 and 1"
+
+    def samples(xs, ys):
+        return [SpikeSample(u, t * second, int(label)) for (u, t), label in zip(xs, ys)]
+
+    # Every neuron fires once in each window whatever the class: no binning of counts separates them.
+    counts = fit_count_control(samples(x_train, y_train), y_train, samples(x_val, y_val), y_val, n_channels=8,
+                               duration=duration, n_bins_options=(1, 4, 20, 40))
+    assert counts.score(samples(x_test, y_test), y_test) <= 0.65
+
+
+def test_spike_time_readout_never_chooses_a_tonically_firing_neuron():
+    rng = np.random.default_rng(3)
+    X, y = [], []
+    for k in range(120):
+        label = k % 3
+        tonic = np.arange(0.002, 1.0, 0.005)  # neuron 0: 200 spikes, the same train in every sample
+        selective = rng.uniform(0, 1, 4 + 4 * label)  # neuron 1: its count says the class
+        noise_units = rng.integers(2, 10, 40)
+        units = np.concatenate([np.zeros(len(tonic), int), np.ones(len(selective), int), noise_units])
+        X.append((units, np.concatenate([tonic, selective, rng.uniform(0, 1, 40)])))
+        y.append(label)
+    readout = SpikeTrainInnerProductReadout(10, n_select=20, n_windows=2, n_pool=3).fit(X, y)
+    terms = readout.terms_[readout.order_]
+    assert 1 in terms[0][:2], "the class-selective neuron comes first"
+    assert not np.any((terms[:, 0] == 0) & (terms[:, 1] == -1)), "the tonic neuron's counts are never chosen"
+    assert not np.any((terms[:, 0] == 0) & (terms[:, 1] == 0)), "nor its own product"
 
 
 @pytest.mark.slow
