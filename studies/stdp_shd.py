@@ -52,6 +52,7 @@ class STDPStudyConfig:
     input: Preprocessing = dataclasses.field(default_factory=lambda: Preprocessing(dt=0.5 * ms))  # time step (the paper's code: 0.5 ms), duration, pooling
     device: str = dataclasses.field(default="cpp_standalone", metadata={"choices": DEVICES})  # Brian2 device
     epochs: int = 5  # passes over the training set with STDP on
+    max_train_seconds: float | None = None  # stop after the epoch that passes this training wall time (it is scored); none: no cap
     learn: bool = True  # STDP on; off: the initial weights stay frozen (the learning-off ablation)
     frozen_control: bool = True  # also read out the same network with its initial weights frozen
     n_bins: int = 5  # time bins of the logistic readout's features
@@ -128,7 +129,7 @@ def run(config: STDPStudyConfig, cache: BuildCache | None = None) -> xr.Dataset:
             job.save_checkpoint(**arrays)
 
         epochs = config.epochs if config.learn else 0
-        while epoch < epochs:
+        while epoch < epochs and not (config.max_train_seconds is not None and elapsed >= config.max_train_seconds):
             t_epoch = time.perf_counter()
             order = np.random.default_rng([seed, epoch]).permutation(len(splits.train))
             samples = [splits.train.samples[i] for i in order]
