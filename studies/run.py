@@ -75,7 +75,9 @@ class Run:
 
     - ``out/checkpoints/<rule>_<dataset>_seed<seed>/``: checkpoints (:meth:`save_checkpoint`);
     - ``out/build/``: a fresh build folder per run (:meth:`build_folder`), removed afterwards;
-    - ``out/<rule>_<dataset>_seed<seed>.nc``: the results file (:meth:`write`).
+    - ``out/<rule>_<dataset>_seed<seed>.nc``: the results file (:func:`write_results`);
+    - ``out/<rule>_<dataset>_seed<seed>.state.pt`` (or ``.npz``): the final state of a rule with
+      ``extendable`` options, kept beside its results file.
     """
 
     def __init__(self, rule: str, config, extendable: tuple[str, ...] = ()):
@@ -108,12 +110,12 @@ class Run:
 
     # -- checkpoints
     @property
-    def checkpoint_dir(self) -> Path:
-        return self.out / "checkpoints" / f"{self.rule}_{self.dataset}_seed{self.settings.seed}"
-
-    @property
     def stem(self) -> str:
         return f"{self.rule}_{self.dataset}_seed{self.settings.seed}"
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.out / "checkpoints" / self.stem
 
     @staticmethod
     def _read(path: Path) -> dict | None:

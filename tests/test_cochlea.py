@@ -93,3 +93,20 @@ def test_missing_recordings_name_where_they_were_expected(tmp_path, monkeypatch)
     monkeypatch.setattr(datasets.fsdd, "urlopen", offline)
     with pytest.raises(DatasetUnavailableError, match="FSDD recordings were not found"):
         load_fsdd(tmp_path)
+
+
+def test_command_line_bad_recordings_exit_with_status_1(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    folder = tmp_path / "wavs"
+    folder.mkdir()
+    (folder / "low_anna_0.wav").write_bytes(b"not a wav file")
+    result = subprocess.run([sys.executable, "-m", "datasets.cochlea", str(folder), str(tmp_path / "out.h5"),
+                             "--workers", "1"], capture_output=True, text=True, timeout=300, cwd=root,
+                            env={**os.environ, "PYTHONPATH": str(root)})
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert "error:" in result.stderr and "low_anna_0.wav" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "out.h5").exists()
