@@ -18,6 +18,11 @@ into ``OUT/stdp_evidence.nc``. Options of the STDP study go through ``--set NAME
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # --help from the cache, before the imports below take seconds
+    from studies.quick_help import answer_from_cache
+
+    answer_from_cache(__file__)
+
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
