@@ -138,10 +138,10 @@ def test_report_builds_end_to_end_from_a_tiny_comparison(tmp_path):
                              "--rules", "stdp", "bptt", "counts", "--set", "bptt.epochs=2", "bptt.n_hidden=16",
                              "stdp.n_neurons=20", "--out", str(tmp_path / "cmp")])
     ds = xr.load_dataset(path)
-    # the learning-off control of BPTT runs beside it; every run is scored on the same test samples
-    assert list(ds.rule.values) == ["stdp", "bptt", "bptt_off", "counts"]
-    assert ds.test_accuracy.shape == (4, 2) and not np.isnan(ds.test_accuracy.values).any()
-    assert ds.test_correct.shape == (4, 2, 30) and set(np.unique(ds.test_correct.values)) <= {0, 1}
+    # the learning-off controls of STDP and BPTT run beside them; every run is scored on the same test samples
+    assert list(ds.rule.values) == ["stdp", "stdp_off", "bptt", "bptt_off", "counts"]
+    assert ds.test_accuracy.shape == (5, 2) and not np.isnan(ds.test_accuracy.values).any()
+    assert ds.test_correct.shape == (5, 2, 30) and set(np.unique(ds.test_correct.values)) <= {0, 1}
     np.testing.assert_allclose(ds.test_correct.mean("test_sample").sel(rule=["bptt", "counts"]),
                                ds.test_accuracy.sel(rule=["bptt", "counts"]))
     off = xr.load_dataset(tmp_path / "cmp" / "runs" / "bptt_off_seed0.nc")
