@@ -130,7 +130,7 @@ def test_synaptic_operations_counted_by_hand():
 
 
 @pytest.mark.slow
-def test_report_builds_end_to_end_from_a_tiny_comparison(tmp_path):
+def test_report_builds_end_to_end_from_a_tiny_comparison(tmp_path, tmp_path_factory):
     from analysis import report
     from studies import compare_shd
 
@@ -150,9 +150,10 @@ def test_report_builds_end_to_end_from_a_tiny_comparison(tmp_path):
     assert "| stdp |" in md and "## Conclusions" in md and "figures/" in md
     assert "### Which rules can be told apart" in md and "| bptt | bptt_off |" in md and "Not tuned" in md
     # a file that is not a results file is refused with one line
-    (tmp_path / "junk.nc").write_text("not netCDF")
+    junk = tmp_path_factory.mktemp("junk") / "junk.nc"  # outside tmp_path, which holds results files only
+    junk.write_text("not netCDF")
     with pytest.raises(SystemExit):
-        report.main([str(tmp_path / "junk.nc"), "--out", str(tmp_path / "report2")])
+        report.main([str(junk), "--out", str(tmp_path / "report2")])
     best = str(ds.rule.values[np.argmax(ds.test_accuracy.mean("seed").values)])
     assert f"Highest mean test accuracy: **{best}**" in md
     assert (tmp_path / "report" / "figures").is_dir()
