@@ -76,7 +76,8 @@ def plot_raster(ds: xr.Dataset, ax=None):
 def plot_response(ds: xr.Dataset, ax=None, sample: int = 0):
     """A network's response to one test sample: spike counts of every neuron in each time bin."""
     ax = _axes(ax)
-    counts = ds.test_counts.isel(test_sample=sample).values  # (time_bin, neuron)
+    # The first dimension is test_sample (all samples) or shown_test_sample (the first few).
+    counts = ds.test_counts.isel({ds.test_counts.dims[0]: sample}).values  # (time_bin, neuron)
     image = ax.imshow(counts.T, aspect="auto", origin="lower", cmap="Greys", interpolation="nearest")
     ax.figure.colorbar(image, ax=ax, label="spikes in the bin")
     label_text = f", class {int(ds.test_label.values[sample])}" if "test_label" in ds else ""

@@ -164,8 +164,8 @@ def run(config: LSMStudyConfig, cache: BuildCache | None = None) -> xr.Dataset:
                       {"units": "1", "long_name": "test confusion matrix, logistic readout"}),
         **results.prediction_vars(predicted, labels["test"]),
         **results.readout_macs(feats["test"].shape[1], n_classes),
-        "test_counts": (("test_sample", "time_bin", "neuron"), counts_test[:20],
-                        {"units": "1", "long_name": "reservoir spike counts of the first test samples"}),
+        "test_counts": (("shown_test_sample", "time_bin", "neuron"), counts_test[:20],
+                        {"units": "1", "long_name": "reservoir spike counts of the first (up to 20) test samples"}),
     })
     ds = xr.Dataset(data, coords={"epoch": [1]})
     return job.finish(ds, device=config.device)
