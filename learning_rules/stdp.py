@@ -70,16 +70,22 @@ Departures from the paper, each with its reason (options that restore the paper 
   one chunk that stayed below ``min_spikes`` are presented again after the chunk, so learning from
   the other samples of the chunk comes in between. ``chunk_size=1`` restores the paper's order
   (one run of the binary per sample: slower).
-- **Rest between samples.** Instead of 150 ms without input, every state variable (membranes,
-  conductances, traces) is reset at every sample start. After the paper's rest conductances and
-  traces have decayed completely, the membrane to within 22% of rest; the reset removes that
-  remainder, so a sample's response does not depend on the one before and samples can be presented
-  in parallel processes. Not an option.
+- **Rest between samples** (``rest``). By default every state variable (membranes, conductances,
+  traces) is reset at every sample start instead of the paper's 150 ms without input. After the
+  paper's rest conductances and traces have decayed completely, the membrane to within 22% of rest;
+  the reset removes that remainder, so a sample's response does not depend on the one before, no
+  time is spent simulating silence, and samples can be presented in parallel processes.
+  ``rest=150*ms`` restores the paper: nothing is reset, each sample is followed by that much
+  silence (its spikes are not counted in the readout's bins), and only the first sample of each
+  run of the binary starts from rest exactly.
 - **Normalisation target** per input (78/784, as in the paper) rather than the total 78, since the
   number of channels differs from MNIST's 784 (``w_sum_per_input``).
-- **No synaptic delays.** The paper does not describe any; the released code draws input delays
-  uniformly in 0-10 ms. With delays the presynaptic trace would have to live on each synapse
-  (a spike arrives at different times); here it lives on the input unit. Not an option.
+- **No synaptic delays by default** (``max_delay``). The paper does not describe any; the released
+  code draws each input synapse's delay uniformly in 0-10 ms (``max_delay=10*ms`` restores it, drawn
+  from the run's seed). A delayed spike reaches its synapse later than its input unit fires, so with
+  delays the presynaptic trace lives on each synapse (updated when the spike arrives, as in the code)
+  instead of once on the input unit; without delays both are the same number. Spikes still in flight
+  at a sample's end arrive in the next one.
 - **Initial weights normalised once** before learning, so that the frozen network (``learn=False``
   in the study and the estimator: the learning-off ablation) is exactly the network learning starts
   from; the paper's first normalisation happens before its first example anyway.
@@ -94,6 +100,7 @@ Departures from the paper, each with its reason (options that restore the paper 
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -151,6 +158,7 @@ class STDPParams:
     tau_post_slow: Quantity = const(40 * ms)  # triplet rule only: slow postsynaptic trace
     w_init_max: float = 0.3  # initial weights w_init_max * (U + 0.01), then normalised
     w_sum_per_input: float = 78 / 784  # normalisation: a neuron's incoming weights sum to n_inputs times this
+    max_delay: Quantity = const(0 * ms)  # input delays drawn uniformly in [0, max_delay] (the released code: 10 ms)
     theta_plus: Quantity = const(0.05 * mV)  # threshold increase per spike
     tau_theta: Quantity = const(1e7 * ms)  # threshold decay time constant (while learning)
     # -- input
@@ -158,6 +166,7 @@ class STDPParams:
     gain_step: float = 0.5  # gain added at each presentation again (0: never present again)
     min_spikes: int = 5  # fewer layer spikes than this: present the sample again
     max_presentations: int = 5  # most presentations of one sample
+    rest: Quantity = const(0 * ms)  # silence after each sample, nothing reset (the paper: 150 ms); 0: reset every state
 
     def __post_init__(self):
         if self.n_neurons < 1:
@@ -169,7 +178,7 @@ class STDPParams:
             check_quantity(name, getattr(self, name), volt)
         for name in ("tau_mem_e", "tau_mem_i", "tau_ge", "tau_gi", "tau_pre", "tau_post", "tau_post_slow", "tau_theta"):
             check_quantity(name, getattr(self, name), second, positive=True)
-        for name in ("t_ref_e", "t_ref_i"):
+        for name in ("t_ref_e", "t_ref_i", "max_delay", "rest"):
             check_quantity(name, getattr(self, name), second)
         if self.v_threshold_e <= self.v_rest_e or self.v_threshold_i <= self.v_rest_i:
             raise ValueError("thresholds must lie above the resting potentials")
@@ -254,6 +263,12 @@ x_target : 1 (shared, constant)
 mu : 1 (shared, constant)
 w_max : 1 (shared, constant)
 """
+#: With delays: the presynaptic trace on each synapse, updated when the delayed spike arrives.
+SYNAPTIC_TRACE = """
+dxpre/dt = -xpre / tau_trace : 1 (event-driven)
+tau_trace : second (shared, constant)
+"""
+SYNAPTIC_TRACE_ON_PRE = {"power_law": "\nxpre += 1", "triplet": "\nxpre = 1"}
 ON_PRE = {
     "power_law": "ge_post += gain_post * w",
     "triplet": """
@@ -279,23 +294,40 @@ w = w_new
 # -- at every sample start, in this order
 READ_SAMPLE = "learning = learning_gate(t)"
 NORMALISE = "w = w + learning_post * (clip(w * w_sum_target_post / (w_total_post + 1e-12), 0, w_max) - w)"
-RESET_EXCITATORY = ("w_total = learning * w_sum_target + (1 - learning) * w_total\n"
-                    "v = v_rest_e\nge = 0\ngi = 0\nlastspike = -1e4*second\nnot_refractory = True")
+UPDATE_SUMS = "w_total = learning * w_sum_target + (1 - learning) * w_total"
+RESET_EXCITATORY = "v = v_rest_e\nge = 0\ngi = 0\nlastspike = -1e4*second\nnot_refractory = True"
 RESET_TRIPLET = "\npost1 = 0\npost2 = 0"
 RESET_INHIBITORY = "v = v_rest_i\nge = 0\nlastspike = -1e4*second\nnot_refractory = True"
 RESET_INPUT = "apre = 0"
+RESET_SYNAPTIC_TRACE = "xpre = 0"
 SCHEDULE = {"read_sample": ("start", 0), "normalise": ("start", 1), "reset": ("start", 2)}
 
 
-def stdp_synapses(source, target, params: STDPParams, name: str = "stdp_synapses", **connect) -> Synapses:
+def stdp_synapses(source, target, params: STDPParams, name: str = "stdp_synapses", *,
+                  synaptic_trace: bool = False, **connect) -> Synapses:
     """Plastic synapses of ``params.rule`` from ``source`` (which needs the trace ``apre``) onto ``target``
     (which needs ``ge``, ``gain``, ``w_total``, ``learning`` and, for the triplet rule, ``post1``/``post2``),
-    connected with ``connect`` (all to all when empty)."""
-    syn = Synapses(source, target, SYNAPSE_MODEL, on_pre=ON_PRE[params.rule], on_post=ON_POST[params.rule], name=name)
+    connected with ``connect`` (all to all when empty). With ``synaptic_trace`` the presynaptic trace
+    lives on each synapse (``xpre``, updated when a spike arrives: needed once synapses have delays)."""
+    model, on_pre, on_post = SYNAPSE_MODEL, ON_PRE[params.rule], ON_POST[params.rule]
+    if synaptic_trace:
+        model += SYNAPTIC_TRACE
+        on_pre += SYNAPTIC_TRACE_ON_PRE[params.rule]
+        on_post = on_post.replace("apre_pre", "xpre")
+    syn = Synapses(source, target, model, on_pre=on_pre, on_post=on_post, name=name)
     syn.connect(**connect)
+    if synaptic_trace:
+        syn.tau_trace = params.tau_pre
     syn.eta, syn.eta_depression, syn.x_target, syn.mu, syn.w_max = (params.eta, params.eta_pre, params.x_target,
                                                                      params.mu, params.w_max)
     return syn
+
+
+def input_delays(params: STDPParams, n_inputs: int, seed: int) -> Quantity:
+    """``(n_inputs * n_neurons,)`` delays of the input synapses (presynaptic index first), uniform in
+    ``[0, max_delay]``, drawn from a stream of ``seed`` of their own (the weights' draw is unchanged)."""
+    rng = np.random.default_rng([seed, 1])
+    return rng.uniform(0, float(params.max_delay / ms), n_inputs * params.n_neurons) * ms
 
 
 def initial_weights(params: STDPParams, n_inputs: int, seed: int) -> np.ndarray:
@@ -330,16 +362,24 @@ class STDPNetwork(ChunkedReplayNetwork):
                  seed: int = 0, cache: BuildCache | None = None):
         self.params, self.n_inputs = params, n_inputs
         self.sample_duration, self.dt, self.chunk_size, self.n_bins = sample_duration, dt, chunk_size, n_bins
-        self.sample_steps = int(round(float(sample_duration / dt)))
-        if self.sample_steps % n_bins:
-            raise ValueError(f"{n_bins} bins do not divide a sample of {self.sample_steps} steps")
+        duration_steps = int(round(float(sample_duration / dt)))
+        if duration_steps % n_bins:
+            raise ValueError(f"{n_bins} bins do not divide a sample of {duration_steps} steps")
+        rest_steps = int(round(float(params.rest / dt)))
+        # one slot per sample: the sample, then its rest; the replay table places samples a slot apart
+        self.sample_steps = duration_steps + rest_steps
+        # spikes are counted in fine bins that tile both the sample's bins and the rest
+        self.fine_steps = math.gcd(duration_steps // n_bins, rest_steps)
+        self.fine_per_bin = duration_steps // n_bins // self.fine_steps
+        self.slot = self.sample_steps * dt
+        self.delays = input_delays(params, n_inputs, seed) if params.max_delay > 0 else None
         self.weights_ = initial_weights(params, n_inputs, seed)
         self.initial_weights_ = self.weights_.copy()
         self.theta_ = np.zeros(params.n_neurons) * volt
         self.presentations_ = np.zeros(0, dtype=np.int64)
         self.compile(lambda folder: self._build(device_name, folder, capacity), build_dir, cache, n_inputs=n_inputs,
                      sample_duration=repr(sample_duration), dt=repr(dt), chunk_size=chunk_size, capacity=capacity,
-                     n_bins=n_bins, device=device_name)
+                     n_bins=n_bins, device=device_name, delay_seed=seed if self.delays is not None else None)
 
     def constant_variables(self) -> dict:
         p = self.params
@@ -354,6 +394,8 @@ class STDPNetwork(ChunkedReplayNetwork):
             "lateral_inhibition.w_ie": (self.inhibition.w_ie, p.w_ie),
             "input_synapses.eta_depression": (self.syn.eta_depression, p.eta_pre),  # "_pre" is reserved
         })
+        if self.delays is not None:
+            out["input_synapses.tau_trace"] = (self.syn.tau_trace, p.tau_pre)
         if p.rule == "triplet":
             out["excitatory.taupost1"] = (self.exc.taupost1, p.tau_post)
             out["excitatory.taupost2"] = (self.exc.taupost2, p.tau_post_slow)
@@ -367,7 +409,7 @@ class STDPNetwork(ChunkedReplayNetwork):
         self.replay = SpikeReplay.create(self.n_inputs, capacity, extra_equations=PRESYNAPTIC_EXTRA,
                                          extra_reset=PRESYNAPTIC_RESET[p.rule])
         self.replay.group.taupre = p.tau_pre
-        self.gate = TimedArray(np.zeros(self.chunk_size + 1), dt=self.sample_duration, name="learning_gate")
+        self.gate = TimedArray(np.zeros(self.chunk_size + 1), dt=self.slot, name="learning_gate")
         exc = NeuronGroup(n, EXCITATORY_EQUATIONS + (TRIPLET_POST_EQUATIONS if triplet else ""),
                           threshold=EXCITATORY_THRESHOLD,
                           reset=EXCITATORY_RESET + (TRIPLET_POST_RESET if triplet else ""),
@@ -382,7 +424,9 @@ class STDPNetwork(ChunkedReplayNetwork):
         exc.v, inh.v, exc.gain = p.v_rest_e, p.v_rest_i, p.input_gain
         if triplet:
             exc.taupost1, exc.taupost2 = p.tau_post, p.tau_post_slow
-        syn = stdp_synapses(self.replay.group, exc, p, name="input_synapses")
+        syn = stdp_synapses(self.replay.group, exc, p, name="input_synapses", synaptic_trace=self.delays is not None)
+        if self.delays is not None:
+            syn.delay = self.delays
         to_inh = Synapses(exc, inh, "w_ei : 1 (shared, constant)", on_pre="ge_post += w_ei", name="to_inhibitory")
         to_inh.connect(j="i")
         to_inh.w_ei = p.w_ei
@@ -390,23 +434,29 @@ class STDPNetwork(ChunkedReplayNetwork):
                               name="lateral_inhibition")
         inhibition.connect(condition="i != j")
         inhibition.w_ie = p.w_ie
-        t_sample = self.sample_duration
-
         def every_sample(group, code, block, name):
             when, order = SCHEDULE[block]
-            return group.run_regularly(code, dt=t_sample, when=when, order=order, name=name)
+            return group.run_regularly(code, dt=self.slot, when=when, order=order, name=name)
 
         starts = [
             every_sample(exc, READ_SAMPLE, "read_sample", "read_sample"),
             every_sample(syn, NORMALISE, "normalise", "normalise"),
-            every_sample(exc, RESET_EXCITATORY + (RESET_TRIPLET if triplet else ""), "reset", "reset_excitatory"),
-            every_sample(inh, RESET_INHIBITORY, "reset", "reset_inhibitory"),
-            every_sample(self.replay.group, RESET_INPUT, "reset", "reset_input_traces"),
+            every_sample(exc, UPDATE_SUMS, "reset", "update_sums"),
         ]
-        self.counter, counter_objects = BinnedCounter.attach(exc, t_sample / self.n_bins, self.n_bins)
+        if p.rest == 0 * ms:  # reset instead of a rest
+            starts += [
+                every_sample(exc, RESET_EXCITATORY + (RESET_TRIPLET if triplet else ""), "reset", "reset_excitatory"),
+                every_sample(inh, RESET_INHIBITORY, "reset", "reset_inhibitory"),
+                every_sample(self.replay.group, RESET_INPUT, "reset", "reset_input_traces"),
+            ]
+            if self.delays is not None:
+                starts.append(every_sample(syn, RESET_SYNAPTIC_TRACE, "reset", "reset_synaptic_traces"))
+        # fine bins over the whole slot; collect() sums them into the sample's bins
+        self.counter, counter_objects = BinnedCounter.attach(exc, self.fine_steps * self.dt,
+                                                             self.sample_steps // self.fine_steps)
         self.exc, self.inh, self.syn, self.to_inhibitory, self.inhibition = exc, inh, syn, to_inh, inhibition
         net = Network(self.replay.group, exc, inh, syn, to_inh, inhibition, *starts, *counter_objects)
-        self.compiled = CompiledNetwork(net, self.chunk_size * t_sample + self.dt, device_name, build_dir)
+        self.compiled = CompiledNetwork(net, self.chunk_size * self.slot + self.dt, device_name, build_dir)
 
     def extra_run_args(self, samples: list[SpikeSample], learn: bool = False, gain: float | None = None) -> dict:
         gate = np.zeros(self.chunk_size + 1)
@@ -424,7 +474,8 @@ class STDPNetwork(ChunkedReplayNetwork):
         if learn:
             self.weights_ = np.array(self.syn.w[:], dtype=float).reshape(self.n_inputs, -1)  # a copy, not a view
             self.theta_ = np.asarray(self.exc.theta[:] / volt) * volt
-        return self.counter.counts(n_samples)
+        fine = self.counter.counts(n_samples)[:, :self.n_bins * self.fine_per_bin]  # the rest is not read out
+        return fine.reshape(n_samples, self.n_bins, self.fine_per_bin, -1).sum(axis=2)
 
     def _again(self, samples, counts, presentations, run) -> None:
         """Present the samples whose layer fired fewer than ``min_spikes`` again, with a larger gain,

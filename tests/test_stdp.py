@@ -19,9 +19,10 @@ from models.engine.inputs import chunk_capacity
 PAPER = STDPParams()
 
 
-def _pair_changes(pre_ms, post_ms, params=PAPER, w0=0.5):
+def _pair_changes(pre_ms, post_ms, params=PAPER, w0=0.5, delay_ms=None):
     """Weight change of one synapse per row: its presynaptic unit fires at the times in ``pre_ms`` and its
-    postsynaptic neuron at those in ``post_ms`` (rows of times, NaN for none)."""
+    postsynaptic neuron at those in ``post_ms`` (rows of times, NaN for none); with ``delay_ms`` the
+    synapses have those delays and their own presynaptic traces."""
     devices.activate("runtime", "unused")
     defaultclock.dt = 0.1 * ms
     pre_ms, post_ms = np.atleast_2d(pre_ms), np.atleast_2d(post_ms)
@@ -43,8 +44,10 @@ def _pair_changes(pre_ms, post_ms, params=PAPER, w0=0.5):
     pre.s0, pre.s1, post.s0, post.s1 = pre_steps[:, 0], pre_steps[:, 1], post_steps[:, 0], post_steps[:, 1]
     post.learning, post.gain = 1.0, 1.0
     pre.taupre, post.taupost1, post.taupost2 = params.tau_pre, params.tau_post, params.tau_post_slow
-    syn = stdp_synapses(pre, post, params, j="i")
+    syn = stdp_synapses(pre, post, params, j="i", synaptic_trace=delay_ms is not None)
     syn.w = w0
+    if delay_ms is not None:
+        syn.delay = np.asarray(delay_ms, dtype=float) * ms
     Network(pre, post, syn).run(150 * ms)
     change = np.asarray(syn.w[:]) - w0
     devices.reset_brian()
@@ -73,6 +76,22 @@ def test_triplet_rule_of_the_released_code():
     change = _pair_changes(np.full((3, 1), 50.0), np.stack([np.full(3, 30.0), 50.0 + delays], axis=1), triplet)
     expected = -1e-4 * np.exp(-20 / 20) + 0.01 * np.exp(-delays / 20) * np.exp(-(20 + delays) / 40)
     np.testing.assert_allclose(change, expected, rtol=1e-6)
+
+
+def test_a_delayed_spike_updates_the_trace_when_it_arrives():
+    """With delays (the released code's option) the rule sees each input spike when it reaches the
+    synapse: the same pairs as without delays, the pre spike shifted by the delay."""
+    delay = np.array([0.0, 1.5, 3.0, 8.0, 8.0])
+    pre = np.full((5, 1), 50.0)
+    post = np.array([[52.0], [52.0], [52.0], [52.0], [62.0]])
+    change = _pair_changes(pre, post, delay_ms=delay)
+    shifted = _pair_changes(pre + delay[:, None], post)  # no delays: the pre spike at its arrival time
+    np.testing.assert_allclose(change, shifted, rtol=1e-9, atol=1e-15)
+    assert change[1] > 0 > change[2], "a spike arriving after the post spike no longer potentiates"
+    for rule in ("power_law", "triplet"):  # zero delays: the same numbers as the trace on the input unit
+        params = dataclasses.replace(PAPER, rule=rule)
+        np.testing.assert_allclose(_pair_changes(pre, post, params, delay_ms=np.zeros(5)),
+                                   _pair_changes(pre, post, params), rtol=1e-9, atol=1e-15)
 
 
 def test_weights_stay_within_bounds():
@@ -185,16 +204,34 @@ def test_normalisation_homeostasis_and_frozen_learning(paper_network):
     np.testing.assert_allclose(paper_network["initial_weights"].sum(axis=0), N_CHANNELS * 78 / 784, rtol=1e-9)
 
 
+def test_a_long_rest_does_what_the_reset_does(tmp_path):
+    """rest=2 s (the paper's rest, longer: every variable decays to within 1e-8 of rest) gives each
+    sample the response the reset network gives it, in the same bins."""
+    samples = _pattern_set(4, np.random.default_rng(3))
+    counts = []
+    for rest in (0 * ms, 2015 * ms):  # not a whole number of the 50 ms bins: counted in 5 ms bins
+        params = dataclasses.replace(PAPER, n_neurons=6, input_gain=3.0, rest=rest, min_spikes=0)
+        net = STDPNetwork(params, N_CHANNELS, sample_duration=DURATION, dt=0.5 * ms, chunk_size=4,
+                          capacity=chunk_capacity([samples], 4, N_CHANNELS), n_bins=4, device_name="runtime",
+                          build_dir=tmp_path / "b", seed=0)
+        counts.append(net.present(samples, learn=False))
+        devices.reset_brian()
+    assert counts[0].shape == (4, 4, 6) and counts[0].sum() > 0
+    np.testing.assert_array_equal(counts[0], counts[1])
+
+
 def test_runtime_and_cpp_standalone_learn_the_same_weights(tmp_path):
+    """On both devices, with the options that restore the released code (input delays, a rest
+    instead of the reset)."""
     samples = _pattern_set(4, np.random.default_rng(1))
-    params = dataclasses.replace(PAPER, n_neurons=6, input_gain=3.0)
+    params = dataclasses.replace(PAPER, n_neurons=6, input_gain=3.0, max_delay=10 * ms, rest=150 * ms)
     results = []
     for device in ("runtime", "cpp_standalone"):
         net = _network(params, tmp_path / device, samples, device=device, chunk_size=4)
         counts = net.present(samples, learn=True)
         results.append((net.weights_, net.theta_ / mV, counts, net.presentations_))
         devices.reset_brian()
-    assert results[0][2].sum() > 0
+    assert results[0][2].sum() > 0 and results[0][2].shape == (4, 1, 6)
     np.testing.assert_allclose(results[0][0], results[1][0], rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(results[0][1], results[1][1], rtol=1e-9, atol=1e-12)
     np.testing.assert_array_equal(results[0][2], results[1][2])
