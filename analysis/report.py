@@ -29,9 +29,10 @@ METHODS = {
              "training sample.",
              "audio spike trains replayed as recorded instead of Poisson rates, the paper's rate increase for a silent "
              "layer (fewer than 5 spikes) kept as a larger input gain on a second presentation, after the sample's "
-             "chunk rather than at once; state reset at each sample instead of a 150 ms rest; normalisation target "
-             "per input; no synaptic delays (the released code has 0-10 ms); initial weights normalised once, so the "
-             "frozen control is the network learning starts from (see `learning_rules/stdp.py`)."),
+             "chunk rather than at once; by default state reset at each sample instead of a 150 ms rest and no "
+             "synaptic delays (the released code has 0-10 ms), both restored by options (`rest`, `max_delay`); "
+             "normalisation target per input; initial weights normalised once, so the frozen control is the network "
+             "learning starts from (see `learning_rules/stdp.py`)."),
     "lsm": ("Liquid state machine (Maass et al. 2002): fixed recurrent LIF reservoir, logistic readout of "
             "time-binned counts (and, in the LSM study, a least-squares readout of windowed spike counts and "
             "spike-train inner products whose terms are chosen by the forward orthogonal regression of "

@@ -263,7 +263,7 @@ SPEC = RuleSpec(
     name=RULE, config=STDPStudyConfig, run=run, summarize=summarize, params=STDPParams, estimator=STDPTransformer,
     run_arg_constants=tuple(name.removeprefix("lif.") for name in STDPNetwork.RUN_ARG_CONSTANTS),
     # the comparison runs the learning-off control itself (ablation), so the study's own is off there
-    locality="local", compare_defaults={"n_neurons": 100, "epochs": 1, "frozen_control": False},
+    locality="local", compare_defaults={"n_neurons": 100, "frozen_control": False},
     ablation={"learn": False},
     search_space={
         "eta": Float(1e-3, 0.1, log=True),  # learning rate of eq. 4
