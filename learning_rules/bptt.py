@@ -4,12 +4,16 @@ Neftci, Mostafa & Zenke (2019), "Surrogate gradient learning in spiking neural n
 Signal Process. Mag. 36:51; the SHD recipe of Cramer et al. (2020) and Zenke & Vogels (2021).
 
 The network is :class:`models.lif_torch.RecurrentLIFNetwork`, the exact twin of the Brian2 LIF.
-The loss is the cross-entropy of the readout potentials reduced over time (maximum, or mean),
+The loss is the cross-entropy of the readout potentials reduced over time (``readout_reduction``:
+their maximum, the default, or their mean), or the cross-entropy at every step averaged over the
+:math:`T` steps (``'per_step'``, e-prop's loss, predicting from the mean over time as e-prop does),
 
 .. math:: L = -\\log \\operatorname{softmax}_y\\big(\\max_t u_k(t)\\big) + \\lambda \\frac{1}{N}\\sum_j (r_j - r_0)^2,
+   \\qquad L_\\mathrm{per\\ step} = -\\frac{1}{T}\\sum_t \\log \\operatorname{softmax}_y u(t) + \\ldots,
 
-with the optional firing-rate term on the hidden rates :math:`r_j` (spikes per second, target
-:math:`r_0`). The gradient flows through time by backpropagation, through spikes by the fast-sigmoid
+with the optional firing-rate term on the sample's hidden rates :math:`r_j` (spikes per second, target
+:math:`r_0`, :math:`N` hidden neurons), each averaged over the mini-batch: e-prop's term, with the same
+meaning and scale. The gradient flows through time by backpropagation, through spikes by the fast-sigmoid
 surrogate (slope documented in :mod:`models.lif_torch`); the reset is kept out of the gradient.
 Adam optimises all weights. Initial weights (:class:`models.lif_torch.RecurrentLIFNetwork`) are
 normal with standard deviation ``weight_scale / sqrt(fan_in)`` for the input and the readout alike
@@ -50,8 +54,9 @@ class BPTTParams:
     lif: LIFParams = dataclasses.field(default_factory=LIFParams, metadata=ASSIGN)  # the shared neuron
     learning_rate: float = 2e-3  # Adam step size
     batch_size: int = 64  # samples per gradient step
-    readout_reduction: Literal["max", "mean"] = "max"  # reduce readout potentials over time: 'max' or 'mean'
-    rate_penalty: float = 0.0  # lambda of the firing-rate term (0: off)
+    readout_reduction: Literal["max", "mean", "per_step"] = "max"  # the loss: cross-entropy of the readout's maximum or mean over time, or at every step ('per_step', e-prop's)
+    self_connections: bool = True  # recurrent weights from a neuron onto itself
+    rate_penalty: float = 0.0  # lambda of the firing-rate term, per Hz^2 (0: off)
     target_rate: Quantity = const(10 * Hz)  # r_0 of the firing-rate term
     surrogate_slope: float = 10.0  # beta of the fast sigmoid
     weight_scale: float = 5.0  # initial input and readout weight scale (recurrent: half), in (v_threshold - v_rest) / sqrt(fan-in)
@@ -59,8 +64,8 @@ class BPTTParams:
 
     def __post_init__(self):
         check_quantity("target_rate", self.target_rate, Hz)
-        if self.readout_reduction not in ("max", "mean"):
-            raise ValueError(f"readout_reduction must be 'max' or 'mean', got {self.readout_reduction!r}")
+        if self.readout_reduction not in ("max", "mean", "per_step"):
+            raise ValueError(f"readout_reduction must be 'max', 'mean' or 'per_step', got {self.readout_reduction!r}")
         if self.n_hidden < 1 or self.batch_size < 1:
             raise ValueError("n_hidden and batch_size must be positive")
         if self.learning_rate <= 0 or self.rate_penalty < 0:
@@ -98,7 +103,8 @@ class BPTTClassifier(BaseEstimator, ClassifierMixin):
         p = self.params
         self.classes_ = np.asarray(classes)
         self.model_ = RecurrentLIFNetwork(self.n_inputs, p.n_hidden, len(self.classes_), p.lif, self.dt,
-                                          recurrent=p.recurrent, slope=p.surrogate_slope,
+                                          recurrent=p.recurrent, self_connections=p.self_connections,
+                                          slope=p.surrogate_slope,
                                           weight_scale=p.weight_scale, generator=generator).to(self.torch_device)
         trained = self.model_.parameters() if p.train_hidden else [self.model_.w_out]
         self.optimizer_ = torch.optim.Adam(trained, lr=p.learning_rate)
@@ -109,7 +115,22 @@ class BPTTClassifier(BaseEstimator, ClassifierMixin):
         return torch.from_numpy(to_dense(samples, self.n_inputs, self.n_steps, self.dt)).to(self.torch_device)
 
     def _logits(self, readout: torch.Tensor) -> torch.Tensor:
+        """The class scores a prediction takes the largest of."""
         return readout.max(dim=1).values if self.params.readout_reduction == "max" else readout.mean(dim=1)
+
+    def loss(self, readout: torch.Tensor, spikes: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """The training loss of a mini-batch: ``readout`` ``(sample, step, class)`` in threshold units,
+        ``spikes`` ``(sample, step, neuron)``, ``target`` the class indices."""
+        p = self.params
+        if p.readout_reduction == "per_step":  # mean over samples and steps
+            steps = readout.shape[1]
+            loss = torch.nn.functional.cross_entropy(readout.flatten(0, 1), target.repeat_interleave(steps))
+        else:
+            loss = torch.nn.functional.cross_entropy(self._logits(readout), target)
+        if p.rate_penalty > 0:
+            rates = spikes.sum(dim=1) / (spikes.shape[1] * float(self.dt / second))  # (sample, neuron), Hz
+            loss = loss + p.rate_penalty * torch.mean((rates - float(p.target_rate / Hz)) ** 2)
+        return loss
 
     def partial_fit(self, X: list[SpikeSample], y, classes=None) -> "BPTTClassifier":
         """One epoch in a seeded order; ``loss_`` and ``train_accuracy_`` are that epoch's."""
@@ -118,7 +139,6 @@ class BPTTClassifier(BaseEstimator, ClassifierMixin):
         target_index = np.searchsorted(self.classes_, np.asarray(y))
         order = np.random.default_rng([self.seed, self.epochs_done_]).permutation(len(X))
         p = self.params
-        duration_s = self.n_steps * float(self.dt / second)
         total_loss, correct = 0.0, 0
         self.model_.train()
         bar = tqdm(total=len(X), desc=f"epoch {self.epochs_done_ + 1} BPTT", unit="sample", disable=not self.verbose,
@@ -129,10 +149,7 @@ class BPTTClassifier(BaseEstimator, ClassifierMixin):
             target = torch.as_tensor(target_index[batch], device=self.torch_device)
             readout, spikes = self.model_(x)
             logits = self._logits(readout)
-            loss = torch.nn.functional.cross_entropy(logits, target)
-            if p.rate_penalty > 0:
-                rates = spikes.sum(dim=1).mean(dim=0) / duration_s
-                loss = loss + p.rate_penalty * torch.mean((rates - float(p.target_rate / Hz)) ** 2)
+            loss = self.loss(readout, spikes, target)
             self.optimizer_.zero_grad()
             loss.backward()
             self.optimizer_.step()

@@ -6,7 +6,10 @@ neurons", Nature Communications 11:3625 (eqs. 1-4 and Methods, "e-prop for LIF n
 Network: input -> recurrent LIF layer (:mod:`models.lif`, the same neuron as every other rule) ->
 leaky non-spiking readout (the LIF membrane without threshold, integrated exactly). The readout
 :math:`y_k(t)` (in units of :math:`v_\\mathrm{threshold} - v_\\mathrm{rest}`) gives
-:math:`\\pi_k(t) = \\mathrm{softmax}_k\\, y(t)` and the loss :math:`E = -\\sum_t \\sum_k \\pi^*_k \\log \\pi_k(t)`.
+:math:`\\pi_k(t) = \\mathrm{softmax}_k\\, y(t)` and the loss, the cross-entropy at every step averaged over the
+sample's :math:`T` steps, :math:`E = -\\frac{1}{T}\\sum_t \\sum_k \\pi^*_k \\log \\pi_k(t)` (the BPTT baseline's
+``readout_reduction='per_step'``; its maximum over time needs the whole sample before any update and
+so has no online form).
 
 For the synapse :math:`i \\to j` (input or recurrent), with :math:`\\alpha_m, \\alpha_s, c` the exact
 integration constants of :mod:`models.lif_torch`:
@@ -15,19 +18,22 @@ integration constants of :mod:`models.lif_torch`:
 - eligibility vector: :math:`\\epsilon_{ji}(t) = \\alpha_m \\epsilon_{ji}(t-1) + c\\,\\epsilon^I_i(t-1)`
   (held while :math:`j` is refractory, set to 0 when :math:`j` spikes, since the reset to
   :math:`v_\\mathrm{reset}` is kept out of the gradient);
-- pseudo-derivative: :math:`\\psi_j(t) = \\frac{1}{v_\\mathrm{threshold} - v_\\mathrm{rest}}\\,
-  (\\beta |u_j| + 1)^{-2}` (0 while refractory), the surrogate of the BPTT baseline;
+- pseudo-derivative: :math:`\\psi_j(t) = \\frac{\\gamma_\\mathrm{pd}}{v_\\mathrm{threshold} - v_\\mathrm{rest}}\\,
+  (\\beta |u_j| + 1)^{-2}` (0 while refractory), the surrogate of the BPTT baseline times the damping
+  :math:`\\gamma_\\mathrm{pd}` (``damping``, 1 by default);
 - eligibility trace :math:`e_{ji} = \\psi_j \\epsilon_{ji}`, filtered with the readout's own kernel
   :math:`\\kappa` (synaptic current, then membrane): :math:`\\bar e_{ji} = \\kappa * e_{ji}`;
 - learning signal: :math:`L_j(t) = \\sum_k B_{jk} (\\pi_k(t) - \\pi^*_k)` with :math:`B = W_\\mathrm{out}^\\top`
   (symmetric e-prop) or fixed random :math:`B` (random e-prop);
-- gradient: :math:`g_{ji} = \\sum_t L_j(t)\\, \\bar e_{ji}(t)`; readout:
-  :math:`g^\\mathrm{out}_{kj} = \\sum_t (\\pi_k(t) - \\pi^*_k)\\, (\\kappa * z_j)(t)`;
-- firing-rate regulariser :math:`\\frac{\\lambda}{2}\\sum_j (r_j - r_0)^2`, :math:`r_j` the sample's mean rate:
-  adds :math:`\\lambda (r_j - r_0) \\frac{1}{T} \\sum_t \\psi_j(t) \\epsilon_{ji}(t)`.
+- gradient: :math:`g_{ji} = \\frac{1}{T}\\sum_t L_j(t)\\, \\bar e_{ji}(t)`; readout:
+  :math:`g^\\mathrm{out}_{kj} = \\frac{1}{T}\\sum_t (\\pi_k(t) - \\pi^*_k)\\, (\\kappa * z_j)(t)`;
+- firing-rate regulariser :math:`\\lambda \\frac{1}{N}\\sum_j (r_j - r_0)^2`, :math:`r_j` the sample's mean rate
+  in Hz and :math:`N` the hidden layer's size, the BPTT baseline's term with the same meaning and scale:
+  adds :math:`\\frac{2\\lambda}{N} (r_j - r_0) \\frac{1}{T_s} \\sum_t \\psi_j(t) \\epsilon_{ji}(t)`
+  (:math:`T_s` the duration in seconds).
 
 Updates: Adam on :math:`g` at the end of every sample (``update='sample'``), or plain gradient steps
-every time step (``update='online'``). Without recurrence and with the true learning signal
+every time step on that step's cross-entropy (``update='online'``, without the :math:`1/T`). Without recurrence and with the true learning signal
 (symmetric), :math:`g` is exactly the BPTT gradient of the same network (tested against PyTorch
 autograd); with recurrence it omits the paths through other neurons (the e-prop approximation).
 
@@ -38,20 +44,20 @@ the same network with the same surrogate, so that they differ only in how credit
   components and the readout kernel is second order) instead of plain LIF; reset to
   :math:`v_\\mathrm{reset}` instead of reset by subtraction; no adaptation (ALIF). The project's one
   neuron is this LIF; every rule uses it.
-- No pseudo-derivative damping :math:`\\gamma_\\mathrm{pd}` (0.3 in the paper, whose
-  :math:`\\psi = \\gamma_\\mathrm{pd} \\max(0, 1 - |v - v_\\mathrm{th}|/v_\\mathrm{th})` is a triangle);
-  :math:`\\psi` is the fast-sigmoid surrogate of the BPTT baseline, so that the e-prop gradient can
-  be checked against autograd of the same network. A constant :math:`\\gamma` scales every
-  hidden-weight gradient alike: Adam (``update='sample'``) normalises each weight's steps and is
-  unchanged by it (up to its epsilon); with ``update='online'`` it is a factor on the step size.
+- No pseudo-derivative damping by default (``damping=0.3`` gives the paper's :math:`\\gamma_\\mathrm{pd}`),
+  and the fast-sigmoid shape of the BPTT baseline instead of the paper's triangle
+  :math:`\\max(0, 1 - |v - v_\\mathrm{th}|/v_\\mathrm{th})`, so that the e-prop gradient can be checked
+  against autograd of the same network. A constant :math:`\\gamma` scales every hidden-weight
+  gradient alike: Adam (``update='sample'``) normalises each weight's steps and is unchanged by it
+  (up to its epsilon); with ``update='online'`` it is a factor on the step size.
 - Cross-entropy at every time step, not only in a final decision window as in the paper's
   evidence-accumulation task (the paper does use per-step targets for its frame-wise TIMIT task).
   A spoken-digit label holds for the whole sample and has no recall period; with a learning
   signal at every step the update sees the whole sample, whereas eligibility traces, which forget
   within about :math:`\\tau_\\mathrm{mem}`, would carry only the end of it to a final-window signal.
-- Self-connections are kept in the recurrent weights (the paper has none): the BPTT baseline's
-  recurrent matrix (after Zenke & Vogels' recurrent SHD network) is full, and both rules train the
-  same network. Set ``recurrent=False`` for a network without any.
+- Self-connections are kept in the recurrent weights by default (the paper has none:
+  ``self_connections=False``, which the BPTT baseline offers too): the baseline's recurrent matrix
+  (after Zenke & Vogels' recurrent SHD network) is full, and both rules train the same network.
 - Adam after every sample (batch size 1), where the paper averages gradients over mini-batches
   before each Adam step: e-prop's claim is learning online, one sample at a time, with nothing
   stored across samples but the weights and Adam's moments.
@@ -93,6 +99,8 @@ class EPropParams:
     rate_penalty: float = 0.0  # lambda of the firing-rate regulariser (per Hz^2); 0: off
     target_rate: Quantity = const(10 * Hz)  # r_0 of the regulariser
     surrogate_slope: float = 10.0  # beta of the pseudo-derivative
+    damping: float = 1.0  # gamma_pd, a factor on the pseudo-derivative (the paper: 0.3)
+    self_connections: bool = True  # recurrent synapses from a neuron onto itself (the paper: none)
     weight_scale: float = 5.0  # initial weights, as in the BPTT baseline (threshold units / sqrt(fan-in))
     train_hidden: bool = True  # learn the input and recurrent weights (off: only the readout learns, the learning-off control)
 
@@ -103,8 +111,8 @@ class EPropParams:
             raise ValueError(f"feedback must be 'symmetric' or 'random', got {self.feedback!r}")
         if self.update not in ("sample", "online"):
             raise ValueError(f"update must be 'sample' or 'online', got {self.update!r}")
-        if self.n_hidden < 1 or self.rate_penalty < 0:
-            raise ValueError("n_hidden must be positive and rate_penalty not negative")
+        if self.n_hidden < 1 or self.rate_penalty < 0 or self.damping <= 0:
+            raise ValueError("n_hidden and damping must be positive and rate_penalty not negative")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -134,6 +142,7 @@ L : 1
 rate_error : 1
 lr : volt (shared, constant)
 slope : 1 (shared, constant)
+gamma_pd : 1 (shared, constant)
 adam_step : 1 (shared)
 learn : 1 (shared)
 """ + KERNEL_CONSTANTS
@@ -182,7 +191,9 @@ RANDOM_SIGNAL = "L_post = (b / unit_post) * (prob_pre - target_pre) : 1 (summed)
 
 # -- at each sample start
 COUNT_UPDATE = "adam_step = adam_step + learn"
-RATE_ERROR = "rate_error = rate_penalty * (count / T - target_rate) / T"
+#: dR/dr_j / T for R = rate_penalty * mean_j (r_j - target_rate)^2 (N: the hidden layer's size), so that
+#: grad += reg * rate_error with reg = sum_t psi_j eps_ji (dr_j/dw_ji = reg / T).
+RATE_ERROR = "rate_error = 2 * rate_penalty * (count / T - target_rate) / (N * T)"
 ADD_REGULARISER = "grad = grad + reg * rate_error_post\n"
 RESET_HIDDEN = ("learn = learning_gate(t)\nv = v_rest\nI_syn = 0*volt\npI = 0\nqv = 0\n"
                 "lastspike = -1e4*second\nnot_refractory = True")
@@ -198,16 +209,16 @@ _FREE = "int(timestep(t - lastspike_post, dt) >= timestep(t_ref_post, dt))"
 ADVANCE_ELIGIBILITY = f"eps = eps + {_FREE} * ((alpha_m_post - 1) * eps + c_mv_post * pI_pre)"
 DECAY_TRACE = "pI = alpha_s * pI"
 #: The pseudo-derivative psi_j (0 while refractory).
-PSEUDO_DERIVATIVE = ("int(not_refractory_post) / (unit_post * (slope_post * abs((v_post - v_threshold_post) / unit_post)"
-                     " + 1)**2)")
+PSEUDO_DERIVATIVE = ("gamma_pd_post * int(not_refractory_post) / (unit_post * (slope_post * abs((v_post - "
+                     "v_threshold_post) / unit_post) + 1)**2)")
 ACCUMULATE_GRADIENT = (f"ebar_v = alpha_m_post * ebar_v + c_mv_post * ebar_I\n"
                        f"ebar_I = alpha_s_post * ebar_I + {PSEUDO_DERIVATIVE} * eps\n"
-                       f"grad = grad + L_post * ebar_v\n")
+                       f"grad = grad + inv_steps * L_post * ebar_v\n")
 ACCUMULATE_REGULARISER = f"reg = reg + {PSEUDO_DERIVATIVE} * eps\n"
 ONLINE_STEP = "w = w - learn_post * lr_post * unit_post * L_post * ebar_v\n"
-ACCUMULATE_READOUT_GRADIENT = "grad = grad + (prob_post - target_post) * qv_pre / unit_post\n"
+ACCUMULATE_READOUT_GRADIENT = "grad = grad + inv_steps * (prob_post - target_post) * qv_pre / unit_post\n"
 ONLINE_READOUT_STEP = "w = w - learn_pre * lr_pre * (prob_post - target_post) * qv_pre\n"
-ACCUMULATE_LOSS = "ysum = ysum + y / unit\nce = ce - target * log(prob)"
+ACCUMULATE_LOSS = "ysum = ysum + y / unit\nce = ce - inv_steps * target * log(prob)"
 
 #: When each block runs: Brian2's ``when`` slot and the ``order`` within it. At every sample start
 #: the per-sample record is read first, then the update of the sample that just ended is applied
@@ -262,7 +273,7 @@ class EPropNetwork(ChunkedReplayNetwork):
     """
 
     RUN_ARG_CONSTANTS = LIF_RUN_ARG_CONSTANTS + (
-        "learning_rate", "surrogate_slope", "weight_scale")
+        "learning_rate", "surrogate_slope", "damping", "weight_scale")
 
     def __init__(self, params: EPropParams, n_inputs: int, n_classes: int, *, dt: Quantity, sample_duration: Quantity,
                  chunk_size: int, capacity: int, device_name: str, build_dir: Path, seed: int = 0,
@@ -281,6 +292,8 @@ class EPropNetwork(ChunkedReplayNetwork):
         for name, shape in shapes.items():
             gain = 0.5 if name == "rec" else 1.0
             self.state_[f"w_{name}"] = rng.standard_normal(shape) * gain * scale / np.sqrt(shape[0])
+            if name == "rec" and not params.self_connections:
+                np.fill_diagonal(self.state_[f"w_{name}"], 0.0)  # no such synapses
             self.state_[f"m_{name}"] = np.zeros(shape)
             self.state_[f"s2_{name}"] = np.zeros(shape)
         self.feedback_ = rng.standard_normal((n_h, n_classes)) * scale / np.sqrt(n_h)  # random e-prop's B (volt)
@@ -305,6 +318,7 @@ class EPropNetwork(ChunkedReplayNetwork):
                         f"{group.name}.c_mv": (group.c_mv, k.coupling), f"{group.name}.unit": (group.unit, unit)})
         out["hidden.lr"] = (self.hidden.lr, params.learning_rate)
         out["hidden.slope"] = (self.hidden.slope, params.surrogate_slope)
+        out["hidden.gamma_pd"] = (self.hidden.gamma_pd, params.damping)
         if params.feedback == "random":  # drawn for this network's own seed and constants
             out["random_feedback.b"] = (self.signal.b, self.feedback_.T.ravel() * volt)
         return out
@@ -321,14 +335,14 @@ class EPropNetwork(ChunkedReplayNetwork):
         # The integration constants (alpha_m, alpha_s, c_mv: see models.lif_torch), the unit and the
         # surrogate slope are (shared, constant) variables of each group that needs them, so that
         # run_args can change them with the neuron's constants; the rest is built in.
-        consts = dict(beta1=0.9, beta2=0.999, adam_eps=1e-8 / volt, T=t_sample,
+        consts = dict(beta1=0.9, beta2=0.999, adam_eps=1e-8 / volt, T=t_sample, inv_steps=1.0 / self.sample_steps,
                       rate_penalty=p.rate_penalty / Hz ** 2, target_rate=p.target_rate,
                       class_target=self.target, learning_gate=self.gate)
         self.replay = SpikeReplay.create(self.n_inputs, capacity, extra_equations=INPUT_EQUATIONS,
                                          extra_reset=INPUT_RESET, namespace=consts)
         hidden = lif_group(n_h, p.lif, extra_equations=HIDDEN_EQUATIONS, reset=HIDDEN_RESET, name="hidden",
                            namespace=consts)
-        hidden.lr, hidden.slope = p.learning_rate, p.surrogate_slope
+        hidden.lr, hidden.slope, hidden.gamma_pd = p.learning_rate, p.surrogate_slope, p.damping
         readout = NeuronGroup(n_out, READOUT_EQUATIONS, name="readout", namespace=consts)
         for group in (self.replay.group, hidden, readout):
             group.alpha_m, group.alpha_s, group.c_mv, group.unit = k.alpha_mem, k.alpha_syn, k.coupling, self.unit
@@ -342,7 +356,7 @@ class EPropNetwork(ChunkedReplayNetwork):
         if p.recurrent:
             rec = Synapses(hidden, hidden, PLASTIC_MODEL, on_pre=PLASTIC_ON_PRE, on_post=PLASTIC_ON_POST,
                            name="recurrent_synapses", namespace=consts)
-            rec.connect()
+            rec.connect() if p.self_connections else rec.connect(condition="i != j")
             plastic.append(rec)
         readout_model = READOUT_MODEL + (SYMMETRIC_SIGNAL if p.feedback == "symmetric" else "")
         out = Synapses(hidden, readout, readout_model, on_pre=READOUT_ON_PRE, name="readout_synapses",
@@ -394,6 +408,27 @@ class EPropNetwork(ChunkedReplayNetwork):
         net = Network(*objects, self.readout_monitor, *counter_objects)
         self.compiled = CompiledNetwork(net, self.chunk_size * t_sample + self.dt, device_name, build_dir)
 
+    def _mask(self, name: str) -> np.ndarray | None:
+        """Which entries of the dense ``(pre, post)`` matrix ``name`` exist as synapses (None: all)."""
+        if name == "rec" and not self.params.self_connections:
+            return ~np.eye(self.params.n_hidden, dtype=bool)
+        return None
+
+    def _to_synapses(self, name: str, matrix: np.ndarray) -> np.ndarray:
+        """The synapses' values (Brian2's order: by presynaptic, then postsynaptic index)."""
+        mask = self._mask(name)
+        return matrix.ravel() if mask is None else matrix[mask]
+
+    def _from_synapses(self, name: str, values) -> np.ndarray:
+        """The dense matrix of the synapses' ``values`` (0 where there is no synapse)."""
+        shape = self.state_[f"w_{name}"].shape
+        mask = self._mask(name)
+        if mask is None:
+            return np.asarray(values, dtype=float).reshape(shape)
+        matrix = np.zeros(shape)
+        matrix[mask] = np.asarray(values, dtype=float)
+        return matrix
+
     def _synapses(self):
         names = ["in", "rec"] if self.params.recurrent else ["in"]
         return list(zip(names, self.plastic)) + [("out", self.out)]
@@ -409,18 +444,17 @@ class EPropNetwork(ChunkedReplayNetwork):
             args[self.hidden.lr] = 0 * volt
         for name, syn in self._synapses():
             keep = 0.0 if probe else 1.0
-            args[syn.w] = self.state_[f"w_{name}"].ravel() * volt
-            args[syn.m] = keep * self.state_[f"m_{name}"].ravel() / volt
-            args[syn.s2] = keep * self.state_[f"s2_{name}"].ravel() / volt ** 2
+            args[syn.w] = self._to_synapses(name, self.state_[f"w_{name}"]) * volt
+            args[syn.m] = keep * self._to_synapses(name, self.state_[f"m_{name}"]) / volt
+            args[syn.s2] = keep * self._to_synapses(name, self.state_[f"s2_{name}"]) / volt ** 2
         return args
 
     def collect(self, n_samples: int, learn: bool = False, probe: bool = False) -> dict:
         if learn and not probe:
             for name, syn in self._synapses():
-                shape = self.state_[f"w_{name}"].shape
-                self.state_[f"w_{name}"] = np.asarray(syn.w[:] / volt).reshape(shape)
-                self.state_[f"m_{name}"] = np.asarray(syn.m[:] * volt).reshape(shape)
-                self.state_[f"s2_{name}"] = np.asarray(syn.s2[:] * volt ** 2).reshape(shape)
+                self.state_[f"w_{name}"] = self._from_synapses(name, syn.w[:] / volt)
+                self.state_[f"m_{name}"] = self._from_synapses(name, syn.m[:] * volt)
+                self.state_[f"s2_{name}"] = self._from_synapses(name, syn.s2[:] * volt ** 2)
             self.state_["adam_step"] = float(np.asarray(self.hidden.adam_step[:]).ravel()[0])
         ysum = np.asarray(self.readout_monitor.ysum)[:, 1:1 + n_samples].T
         ce = np.asarray(self.readout_monitor.ce)[:, 1:1 + n_samples].sum(axis=0)
@@ -433,8 +467,7 @@ class EPropNetwork(ChunkedReplayNetwork):
         moment after the sample's update is exactly ``(1 - beta1) * grad``.
         """
         self.run_chunk([sample], learn=True, probe=True)
-        return {name: np.asarray(syn.m[:] * volt).reshape(self.state_[f"w_{name}"].shape) / 0.1
-                for name, syn in self._synapses()}
+        return {name: self._from_synapses(name, syn.m[:] * volt) / 0.1 for name, syn in self._synapses()}
 
     def present(self, samples: list[SpikeSample], learn: bool, progress: str | None = None, workers: int = 1,
                 start_chunk: int = 0, on_chunk=None) -> dict:

@@ -166,7 +166,7 @@ class RecurrentLIFNetwork(torch.nn.Module):
     """
 
     def __init__(self, n_in: int, n_hidden: int, n_out: int, params: LIFParams, dt: Quantity, *,
-                 recurrent: bool = True, slope: float = 10.0, weight_scale: float = 5.0,
+                 recurrent: bool = True, self_connections: bool = True, slope: float = 10.0, weight_scale: float = 5.0,
                  generator: torch.Generator | None = None, dtype=torch.float32):
         super().__init__()
         self.params, self.dt, self.slope = params, dt, slope
@@ -179,6 +179,12 @@ class RecurrentLIFNetwork(torch.nn.Module):
         self.w_in = init(n_in, n_hidden, weight_scale)
         self.w_rec = init(n_hidden, n_hidden, weight_scale / 2) if recurrent else None
         self.w_out = init(n_hidden, n_out, weight_scale)
+        # without self-connections the diagonal is held at 0 (masked in forward, so it gets no gradient)
+        self.register_buffer("rec_mask", None if self_connections or not recurrent else
+                             1 - torch.eye(n_hidden, dtype=dtype))
+        if self.rec_mask is not None:
+            with torch.no_grad():
+                self.w_rec.mul_(self.rec_mask)
         self._kernel = None
 
     def weights_mV(self) -> dict[str, torch.Tensor]:
@@ -189,6 +195,8 @@ class RecurrentLIFNetwork(torch.nn.Module):
         """``x`` ``(batch, steps, n_in)`` -> readout potentials ``(batch, steps, n_out)`` in units of
         ``v_threshold - v_rest``, and the hidden spikes."""
         w_rec = None if self.w_rec is None else self.w_rec * self.unit
+        if self.rec_mask is not None:
+            w_rec = w_rec * self.rec_mask
         spikes = _run_lif(x @ (self.w_in * self.unit), self.constants, w_rec, self.slope, True, False)
         steps = x.shape[1]
         if self._kernel is None or self._kernel.shape[0] != steps or self._kernel.dtype != x.dtype:

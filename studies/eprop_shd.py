@@ -121,8 +121,8 @@ def run(config: EPropStudyConfig, cache: BuildCache | None = None) -> xr.Dataset
                         "epoch": float(epoch + 1)}
             epoch, chunk, partial = epoch + 1, 0, {"loss": [], "correct": []}
             save(epoch, chunk)
-            print(f"epoch {epoch}/{config.epochs}: training loss {history['train_loss'][-1]:.1f} (cross-entropy summed "
-                  f"over the sample's steps), accuracy "
+            print(f"epoch {epoch}/{config.epochs}: training loss {history['train_loss'][-1]:.3f} (cross-entropy per "
+                  f"step, averaged over the sample), accuracy "
                   f"{history['train_accuracy'][-1]:.3f}; validation {history['val_accuracy'][-1]:.3f}", file=sys.stderr)
             job.end_epoch(epoch, history["val_accuracy"][-1])
 
@@ -138,7 +138,7 @@ def run(config: EPropStudyConfig, cache: BuildCache | None = None) -> xr.Dataset
     ds = xr.Dataset(
         {
             **results.accuracy_vars(history["val_accuracy"], history["train_accuracy"]),
-            "train_loss": ("epoch", np.asarray(history["train_loss"]), {"units": "1", "long_name": "training loss per sample (cross-entropy summed over time)"}),
+            "train_loss": ("epoch", np.asarray(history["train_loss"]), {"units": "1", "long_name": "training loss per sample (cross-entropy per step, averaged over time)"}),
             "val_loss": ("epoch", np.asarray(history["val_loss"]), {"units": "1", "long_name": "validation loss per sample"}),
             "epoch_seconds": ("epoch", np.asarray(history["epoch_seconds"]), {"units": "s", "long_name": "wall time of the epoch (training and validation)"}),
             **results.classifier_vars(splits, predicted, test["counts"], n_hidden=p.n_hidden,
@@ -161,7 +161,7 @@ SPEC = RuleSpec(
     ablation={"train_hidden": False},
     search_space={
         "learning_rate": Float("0.002 mV", "0.2 mV", log=True),
-        "rate_penalty": Float(1e-6, 1e-2, log=True),  # regulariser strength (per Hz^2)
+        "rate_penalty": Float(1e-6, 1e-2, log=True),  # regulariser strength: mean over neurons of (rate - r_0)^2 in Hz^2, as BPTT's
         "weight_scale": Float(1.0, 10.0, log=True),  # initial weights
         "tau_mem": Float("8 ms", "80 ms", log=True),
         "tau_syn": Float("1 ms", "15 ms", log=True),

@@ -104,3 +104,30 @@ def test_the_learning_off_control_trains_only_the_readout():
     assert torch.equal(after["w_in"], before["w_in"]) and torch.equal(after["w_rec"], before["w_rec"])
     assert not torch.equal(after["w_out"], before["w_out"])
     assert clf.n_parameters == 8 * 3
+
+
+def test_per_step_loss_and_a_network_without_self_connections():
+    """'per_step' is the cross-entropy at every step averaged over steps (e-prop's loss; its gradient
+    is checked against e-prop's in tests/test_eprop.py); without self-connections the recurrent
+    diagonal starts at 0 and stays there through training."""
+    from brian2 import second
+
+    from datasets.records import SpikeSample
+
+    rng = np.random.default_rng(1)
+    X = [SpikeSample(rng.integers(0, 20, 150), rng.uniform(0, 0.1, 150) * second, k % 3) for k in range(12)]
+    y = np.array([x.label for x in X])
+    clf = BPTTClassifier(BPTTParams(n_hidden=8, batch_size=4, readout_reduction="per_step", self_connections=False,
+                                    learning_rate=1e-2), n_inputs=20, dt=1 * ms, duration=100 * ms, seed=0)
+    clf.initialize(np.arange(3))
+    readout = torch.randn(2, 5, 3)
+    target = torch.tensor([0, 2])
+    manual = -torch.log_softmax(readout, dim=2)[[0, 1], :, [0, 2]].mean()
+    torch.testing.assert_close(clf.loss(readout, torch.zeros(2, 5, 8), target), manual)
+    assert torch.all(torch.diag(clf.model_.w_rec) == 0)
+    before = clf.model_.w_rec.detach().clone()
+    for _ in range(2):
+        clf.partial_fit(X, y)
+    assert torch.all(torch.diag(clf.model_.w_rec) == 0) and not torch.equal(clf.model_.w_rec, before)
+    # the prediction is the class of the largest mean readout, as e-prop's
+    torch.testing.assert_close(clf._logits(readout), readout.mean(dim=1))

@@ -1,50 +1,79 @@
 """e-prop: the gradient against autograd BPTT, alignment with recurrence, learning, the study."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
 import xarray as xr
-from brian2 import mV, ms, second
+from brian2 import mV, ms, second, volt
 
 from datasets import Preprocessing, load_splits, to_dense
 from datasets.records import SpikeSample, preprocess
 from datasets.synthetic_bursts import SyntheticConfig
+from learning_rules.bptt import BPTTClassifier, BPTTParams
 from learning_rules.eprop import EPropNetwork, EPropParams
 from models.engine import devices
+from models.engine.compiled import BuildCache
 from models.engine.inputs import chunk_capacity
-from models.lif_torch import lif_constants, readout_kernel, run_lif
 
 N_IN, N_OUT, STEPS = 12, 3, 120
 
 
-def _gradients(build_dir, recurrent, seed=3, device="cpp_standalone"):
-    """e-prop's gradient from Brian2 and autograd's BPTT gradient of the same PyTorch network (float64)."""
+def _gradients(build_dir, recurrent, seed=3, device="cpp_standalone", rate_penalty=0.0, self_connections=True,
+               damping=None):
+    """e-prop's gradient from Brian2, and autograd's gradient of the BPTT baseline's own loss (its
+    'per_step' cross-entropy and its rate regulariser) on the same network and weights (float64); with
+    ``damping``, also e-prop's gradient with that pseudo-derivative damping, on the same binary."""
     rng = np.random.default_rng(0)
     raw = SpikeSample(rng.integers(0, N_IN, 300), rng.uniform(0, 0.12, 300) * second, 1)
     sample = preprocess(raw, Preprocessing(duration=STEPS * ms, dt=1 * ms))
-    params = EPropParams(n_hidden=6, recurrent=recurrent, weight_scale=15.0)
-    net = EPropNetwork(params, N_IN, N_OUT, dt=1 * ms, sample_duration=STEPS * ms, chunk_size=1, capacity=400,
-                       device_name=device, build_dir=build_dir, seed=seed)
+    params = EPropParams(n_hidden=6, recurrent=recurrent, weight_scale=15.0, rate_penalty=rate_penalty,
+                         self_connections=self_connections)
+    cache = BuildCache(build_dir / "kept")
+
+    def network(p):
+        return EPropNetwork(p, N_IN, N_OUT, dt=1 * ms, sample_duration=STEPS * ms, chunk_size=1, capacity=400,
+                            device_name=device, build_dir=build_dir, seed=seed, cache=cache)
+
+    net = network(params)
     eprop = net.gradient(sample)
+    damped = None
+    if damping is not None:
+        other = network(dataclasses.replace(params, damping=damping))
+        assert other.reused_binary
+        damped = other.gradient(sample)
+    cache.close()
     devices.reset_brian()
+
+    baseline = BPTTClassifier(BPTTParams(n_hidden=6, recurrent=recurrent, self_connections=self_connections,
+                                         readout_reduction="per_step", rate_penalty=rate_penalty),
+                              n_inputs=N_IN, dt=1 * ms, duration=STEPS * ms)
+    baseline.initialize(np.arange(N_OUT))
+    model = baseline.model_.double()
+    unit = float(net.unit / volt)
     names = ["in", "out"] + (["rec"] if recurrent else [])
-    weights = {k: torch.tensor(net.state_[f"w_{k}"] * 1e3, dtype=torch.float64, requires_grad=True) for k in names}
+    with torch.no_grad():
+        for name in names:  # e-prop's weights (volt) in the baseline's threshold units
+            getattr(model, f"w_{name}").copy_(torch.from_numpy(net.state_[f"w_{name}"] / unit))
     x = torch.tensor(to_dense([sample], N_IN, STEPS, 1 * ms), dtype=torch.float64)
-    spikes = run_lif(x, weights["in"], params.lif, 1 * ms, weights.get("rec"))  # reset kept out of the gradient
+    readout, spikes = model(x)
     assert spikes.sum() > 10, "the hidden layer must spike for the comparison to mean anything"
-    kernel = readout_kernel(lif_constants(params.lif, 1 * ms), STEPS, torch.float64)
-    logits = torch.einsum("ts,bso->bto", kernel, spikes @ weights["out"]) / float(params.lif.v_threshold / mV)
-    loss = torch.nn.functional.cross_entropy(logits[0], torch.full((STEPS,), 1), reduction="sum")
-    loss.backward()
-    bptt = {k: w.grad.numpy() * 1e3 for k, w in weights.items()}  # per volt, as e-prop's
-    return eprop, bptt
+    baseline.loss(readout, spikes, torch.tensor([1])).backward()
+    bptt = {name: getattr(model, f"w_{name}").grad.numpy() / unit for name in names}  # per volt, as e-prop's
+    return eprop, bptt, damped
 
 
 def test_eprop_equals_bptt_without_recurrence(build_dir):
-    eprop, bptt = _gradients(build_dir, recurrent=False)
+    """Without recurrence e-prop is exact: its gradient equals autograd's of the BPTT baseline's own
+    per-step loss and rate regulariser (the same terms, meaning and scale). The pseudo-derivative
+    damping scales every hidden-weight gradient and leaves the readout's alone."""
+    eprop, bptt, damped = _gradients(build_dir, recurrent=False, rate_penalty=2e-3, damping=0.3)
     for name in ("in", "out"):
         error = np.abs(eprop[name] - bptt[name]).max() / np.abs(bptt[name]).max()
         assert error < 1e-6, f"{name}: relative error {error}"
+    np.testing.assert_allclose(damped["in"], 0.3 * eprop["in"], rtol=1e-9, atol=1e-12 * np.abs(eprop["in"]).max())
+    np.testing.assert_allclose(damped["out"], eprop["out"], rtol=1e-9)
 
 
 def test_eprop_aligns_with_bptt_with_recurrence(build_dir):
@@ -52,9 +81,11 @@ def test_eprop_aligns_with_bptt_with_recurrence(build_dir):
     al. 2020, eq. 4 vs eq. 1). Recurrent weights start at half the input scale, so those paths are
     smaller than the direct ones but not negligible: this configuration measured a cosine of 0.92
     for input and recurrent weights. A bound of 0.8 fails a broken trace (a missing reset or
-    filter drops the cosine far lower) without failing on the approximation itself."""
-    eprop, bptt = _gradients(build_dir, recurrent=True)
+    filter drops the cosine far lower) without failing on the approximation itself. Without
+    self-connections (the paper's network, in both rules) the diagonal has no synapse and no gradient."""
+    eprop, bptt, _ = _gradients(build_dir, recurrent=True, self_connections=False)
     np.testing.assert_allclose(eprop["out"], bptt["out"], rtol=1e-6, atol=1e-9 * np.abs(bptt["out"]).max())
+    assert np.all(np.diag(eprop["rec"]) == 0) and np.all(np.diag(bptt["rec"]) == 0)
     for name in ("in", "rec"):
         cosine = np.sum(eprop[name] * bptt[name]) / np.linalg.norm(eprop[name]) / np.linalg.norm(bptt[name])
         assert cosine > 0.8, f"{name}: cosine {cosine}"
