@@ -136,7 +136,7 @@ def test_report_builds_end_to_end_from_a_tiny_comparison(tmp_path, tmp_path_fact
 
     path = compare_shd.main(["--dataset", "synthetic", "--n-train", "60", "--n-test", "30", "--seeds", "2", "--trials", "0",
                              "--rules", "stdp", "bptt", "counts", "--set", "bptt.epochs=2", "bptt.n_hidden=16",
-                             "stdp.n_neurons=20", "--out", str(tmp_path / "cmp")])
+                             "stdp.n_neurons=20", "stdp.epochs=1", "--out", str(tmp_path / "cmp")])
     ds = xr.load_dataset(path)
     # the learning-off controls of STDP and BPTT run beside them; every run is scored on the same test samples
     assert list(ds.rule.values) == ["stdp", "stdp_off", "bptt", "bptt_off", "counts"]
@@ -160,5 +160,5 @@ def test_report_builds_end_to_end_from_a_tiny_comparison(tmp_path, tmp_path_fact
     # resume: nothing is rerun, the same combined numbers come back
     again = xr.load_dataset(compare_shd.main(["--dataset", "synthetic", "--n-train", "60", "--n-test", "30", "--seeds", "2", "--trials", "0",
                                               "--rules", "stdp", "bptt", "counts", "--set", "bptt.epochs=2",
-                                              "bptt.n_hidden=16", "stdp.n_neurons=20", "--out", str(tmp_path / "cmp"), "--resume"]))
+                                              "bptt.n_hidden=16", "stdp.n_neurons=20", "stdp.epochs=1", "--out", str(tmp_path / "cmp"), "--resume"]))
     np.testing.assert_array_equal(again.test_accuracy.values, ds.test_accuracy.values)
