@@ -356,7 +356,7 @@ class EPropNetwork(ChunkedReplayNetwork):
         if p.recurrent:
             rec = Synapses(hidden, hidden, PLASTIC_MODEL, on_pre=PLASTIC_ON_PRE, on_post=PLASTIC_ON_POST,
                            name="recurrent_synapses", namespace=consts)
-            rec.connect() if p.self_connections else rec.connect(condition="i != j")
+            rec.connect(condition=None if p.self_connections else "i != j")
             plastic.append(rec)
         readout_model = READOUT_MODEL + (SYMMETRIC_SIGNAL if p.feedback == "symmetric" else "")
         out = Synapses(hidden, readout, readout_model, on_pre=READOUT_ON_PRE, name="readout_synapses",

@@ -132,7 +132,8 @@ def activate(name: str, build_dir: str | os.PathLike, *, compile_only: bool = Fa
     build_dir.mkdir(parents=True, exist_ok=True)
     # Brian2 runs a bare "make -j": as many compilers as source files (dozens), which thrash a small
     # machine and multiply when several processes build at once: one per usable core.
-    prefs.devices.cpp_standalone.extra_make_args_unix = [f"-j{len(os.sched_getaffinity(0))}"]
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    prefs.devices.cpp_standalone.extra_make_args_unix = [f"-j{cores}"]
     if name == "cpp_standalone":
         _require_cxx()
     else:
