@@ -57,6 +57,20 @@ def pytest_configure(config):
                                        "(torn or foreign on purpose); the schema check skips them")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def one_build_store_per_test_session(tmp_path_factory):
+    """Builds kept for reuse (models.engine.build_store) go to one folder of this session, shared by
+    its workers and the processes they start, never to the user's cache."""
+    import os
+
+    from models.engine import build_store
+
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    os.environ[build_store.ENV] = str(shared / "brian2-builds")
+    yield
+
+
 @pytest.fixture(autouse=True)
 def results_files_follow_the_schema(request):
     """After each test that used ``tmp_path``: every ``*.nc`` file left there holds what

@@ -1,6 +1,8 @@
 """One compiled binary, many constants: networks that reuse a kept build through ``run_args``."""
 
 import dataclasses
+import gc
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -129,3 +131,72 @@ def test_a_structural_constant_or_build_argument_builds_again(tmp_path, rule):
     assert not make(params_a, "runtime", tmp_path, samples).reused_binary, "no reuse without a cache"
     # a network built outside the cache reset Brian2: the kept objects are gone, so it builds again
     assert not make(params_b, "runtime", tmp_path, samples, cache=cache).reused_binary
+
+
+def _objects(folder):
+    return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in folder.rglob("*.o")}
+
+
+def test_a_build_seeded_from_the_store_recompiles_only_what_changed(tmp_path, monkeypatch):
+    """models.engine.build_store: a second build of one network in a fresh folder compiles nothing;
+    a network of another size seeded from it recompiles some files, not all, and spikes exactly as
+    a build made without the store."""
+    from models.engine import build_store
+    from tests.conftest import run_feedforward
+    from tests.test_lif import PARAMS, _random_problem
+
+    monkeypatch.setenv(build_store.ENV, str(tmp_path / "store"))
+    sample, weights = _random_problem()
+    small = weights[:, :5]
+
+    def run(w, folder):
+        gc.collect()  # the unnamed objects of the last network free their names (neurongroup, not neurongroup_1)
+        return run_feedforward([sample], w, PARAMS, "cpp_standalone", tmp_path / folder, sample_steps=600)
+
+    first, again = run(weights, "a"), run(weights, "b")
+    built = _objects(tmp_path / "a")
+    assert built and _objects(tmp_path / "b") == built, "an unchanged network must not recompile"
+    for got, expected in zip(again, first):
+        np.testing.assert_array_equal(got, expected) if got is not None else None
+
+    seeded = run(small, "c")
+    recompiled = {name for name, stamp in _objects(tmp_path / "c").items() if built.get(name) != stamp}
+    assert 0 < len(recompiled) < len(built), f"{len(recompiled)} of {len(built)} objects recompiled"
+    monkeypatch.setenv(build_store.ENV, "off")
+    fresh = run(small, "d")
+    assert len(fresh[0]) > 0 and not np.array_equal(fresh[0], first[0])
+    for got, expected in zip(seeded, fresh):
+        np.testing.assert_array_equal(got, expected) if got is not None else None
+
+
+def test_the_store_survives_a_torn_entry_and_keeps_only_the_newest(tmp_path, monkeypatch):
+    from models.engine import build_store
+
+    monkeypatch.setenv(build_store.ENV, str(tmp_path / "store"))
+    monkeypatch.setattr(build_store, "MAX_ENTRIES", 2)
+    for name in ("k1", "k2", "k3"):
+        project = tmp_path / name
+        (project / "results").mkdir(parents=True)
+        (project / "main.o").write_text(name)
+        (project / "results" / "out").write_text("data of one run")
+        build_store.keep(project, name)
+    kept = sorted(p.name for p in (tmp_path / "store").iterdir())
+    assert len(kept) == 2 and "k3" in kept
+    assert not (tmp_path / "store" / "k3" / "results").exists(), "run data is not part of a build"
+    target = tmp_path / "fresh"
+    target.mkdir()
+    assert build_store.seed(target, "k3") and (target / "main.o").read_text() == "k3"
+    assert not build_store.seed(target, "k3"), "a folder that already holds files is never overwritten"
+    assert not build_store.seed(tmp_path / "other", "missing")
+
+    def torn_copy(source, target, **kwargs):  # a copy that dies part-way (disk full, entry replaced meanwhile)
+        (Path(target) / "sub").mkdir(parents=True)
+        (Path(target) / "sub" / "half.o").write_text("trunc")
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(build_store.shutil, "copytree", torn_copy)
+    torn = tmp_path / "torn"
+    assert not build_store.seed(torn, "k3") and not any(torn.iterdir()), "a failed copy leaves nothing behind"
+    monkeypatch.undo()
+    monkeypatch.setenv(build_store.ENV, "off")
+    assert build_store.root() is None and not build_store.seed(tmp_path / "x", "k3")

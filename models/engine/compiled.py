@@ -26,7 +26,7 @@ import numpy as np
 from brian2 import Network, TimedArray, device
 from brian2.core.variables import VariableView
 
-from models.engine import devices
+from models.engine import build_store, devices
 from models.engine.devices import DeviceUnavailableError, check_device_name
 
 
@@ -177,6 +177,7 @@ class CompiledNetwork:
         self.build_dir = Path(build_dir)
         self.compile_only = compile_only
         self.build_seconds = 0.0
+        self.seeded = False  # the build started from a kept earlier build (models.engine.build_store)
         self.peak_binary_memory = 0.0  # MiB, largest resident memory seen of the simulator binary
         self._built = False
         self._project_arrays: set[str] = set()
@@ -193,7 +194,11 @@ class CompiledNetwork:
             self._built = True
             return
         start = time.perf_counter()
-        print(f"generating and compiling the {self.device_name} project in {self.build_dir} "
+        kept = self.device_name == "cpp_standalone" and not self.compile_only
+        key = build_store.project_key(self.network, self.device_name) if kept else None
+        self.seeded = kept and build_store.seed(self.build_dir, key)
+        earlier = " from an earlier build of this network (only changed code recompiles)" if self.seeded else ""
+        print(f"generating and compiling the {self.device_name} project in {self.build_dir}{earlier} "
               "(once per network; this can take a minute) ...", file=sys.stderr, flush=True)
         try:
             device.build(directory=str(self.build_dir), compile=True, run=False, clean=False)
@@ -201,6 +206,8 @@ class CompiledNetwork:
             raise DeviceUnavailableError(
                 f"building the {self.device_name} project in {self.build_dir} failed: {error}"
             ) from error
+        if kept:
+            build_store.keep(self.build_dir, key)
         self.build_seconds = time.perf_counter() - start
         folder = self.build_dir / "static_arrays"
         self._project_arrays = {p.name for p in folder.iterdir()} if folder.is_dir() else set()
