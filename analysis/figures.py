@@ -8,6 +8,7 @@ Figures are made from the results files alone (PNG, one per plot and file).
 from __future__ import annotations
 
 import argparse
+import warnings
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -24,7 +25,9 @@ def draw(path: str | Path, out: str | Path) -> list[Path]:
         for name, plot in applicable(ds):
             fig, ax = plt.subplots(figsize=(6, 4))
             plot(ds, ax=ax)
-            fig.tight_layout()
+            with warnings.catch_warnings():  # a colorbar shared by panels is not tight_layout-compatible
+                warnings.simplefilter("ignore", UserWarning)
+                fig.tight_layout()
             target = out / f"{Path(path).stem}_{name}.png"
             fig.savefig(target, dpi=120)
             plt.close(fig)

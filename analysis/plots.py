@@ -152,20 +152,81 @@ def plot_accuracy_vs_cost(ds: xr.Dataset, ax=None, cost: str = "synaptic_operati
     return ax
 
 
+def _seed_mean(values: np.ndarray) -> np.ndarray:
+    """Mean over seeds (axis 0) where any seed has a value, NaN elsewhere."""
+    counted = np.sum(np.isfinite(values), axis=0)
+    return np.where(counted > 0, np.nansum(values, axis=0) / np.maximum(counted, 1), np.nan)
+
+
 def plot_learning_curves(ds: xr.Dataset, ax=None):
-    """Validation accuracy per epoch of each rule (mean over seeds)."""
+    """Validation (solid) and training (dashed) accuracy per epoch of each rule, means over seeds."""
     ax = _axes(ax)
     for i, rule in enumerate(ds.rule.values):
-        values = ds.val_accuracy.sel(rule=rule).values
-        counted = np.sum(np.isfinite(values), axis=0)
-        curve = np.where(counted > 0, np.nansum(values, axis=0) / np.maximum(counted, 1), np.nan)
-        keep = np.isfinite(curve)
-        ax.plot(ds.epoch.values[keep], curve[keep], marker="o", color=f"C{i}", label=str(rule))
+        for name, style in (("val_accuracy", "-"), ("train_accuracy", "--")):
+            if name not in ds:
+                continue
+            curve = _seed_mean(ds[name].sel(rule=rule).values)
+            keep = np.isfinite(curve)
+            if keep.any():
+                ax.plot(ds.epoch.values[keep], curve[keep], style, marker="o" if name == "val_accuracy" else None,
+                        color=f"C{i}", label=f"{rule} ({'validation' if name == 'val_accuracy' else 'training'})")
     ax.set_xlabel("epoch")
-    ax.set_ylabel(label(ds.val_accuracy))
+    ax.set_ylabel("accuracy (mean over seeds)")
     ax.set_ylim(0, 1)
-    ax.legend(fontsize="small")
+    ax.legend(fontsize="x-small", ncol=2)
     return ax
+
+
+def class_names(ds: xr.Dataset) -> list[str]:
+    """The class names the file records (its ``class_names`` attribute), else the class indices."""
+    import json
+
+    n = ds.sizes.get("true_class", 0)
+    try:
+        names = [str(c) for c in json.loads(ds.attrs.get("class_names", "[]"))]
+    except ValueError:
+        names = []
+    return names if len(names) == n else [str(k) for k in range(n)]
+
+
+def plot_confusions(ds: xr.Dataset, ax=None):
+    """Test confusion matrix of each rule of a comparison (summed over seeds, rows normalised to the
+    true class), one panel per rule, classes by name."""
+    ax = _axes(ax)
+    fig = ax.figure
+    rules = [str(r) for r in ds.rule.values if ds.confusion.sel(rule=r).values.sum() > 0]
+    cols = min(3, max(len(rules), 1))
+    rows = -(-max(len(rules), 1) // cols)
+    names = class_names(ds)
+    fig.set_size_inches(4.2 * cols, 4.0 * rows)
+    ax.remove()
+    axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
+    image = None
+    for panel, rule in zip(axes, rules):
+        matrix = ds.confusion.sel(rule=rule).values.astype(float)
+        totals = matrix.sum(axis=1, keepdims=True)
+        image = panel.imshow(matrix / np.where(totals > 0, totals, 1), cmap="viridis", vmin=0, vmax=1)
+        panel.set_title(rule, fontsize="small")
+        ticks = np.arange(len(names))
+        panel.set_xticks(ticks, names, rotation=90, fontsize=6)
+        panel.set_yticks(ticks, names, fontsize=6)
+        panel.set_xlabel("predicted class", fontsize="small")
+        panel.set_ylabel("true class", fontsize="small")
+    for panel in axes[len(rules):]:
+        panel.set_visible(False)
+    if image is not None:
+        fig.colorbar(image, ax=list(axes[:len(rules)]), label="fraction of the true class", shrink=0.8)
+    return axes[0]
+
+
+def plot_accuracy_vs_energy(ds: xr.Dataset, ax=None):
+    """Test accuracy against the estimated energy of one inference (means over seeds, 95% intervals)."""
+    return plot_accuracy_vs_cost(ds, ax, cost="energy_per_inference")
+
+
+def plot_accuracy_vs_training_cost(ds: xr.Dataset, ax=None):
+    """Test accuracy against the training wall time of each rule (means over seeds, 95% intervals)."""
+    return plot_accuracy_vs_cost(ds, ax, cost="train_seconds")
 
 
 def plot_memory_vs_length(ds: xr.Dataset, ax=None):
@@ -313,7 +374,10 @@ PLOTS = (
     ("param_importances", plot_param_importances, ("importance", "parameter")),
     ("accuracy_by_rule", plot_accuracy_by_rule, ("rule", "seed", "test_accuracy")),
     ("accuracy_vs_synops", plot_accuracy_vs_cost, ("rule", "synaptic_operations_per_sample")),
+    ("accuracy_vs_energy", plot_accuracy_vs_energy, ("rule", "energy_per_inference")),
+    ("accuracy_vs_training_time", plot_accuracy_vs_training_cost, ("rule", "train_seconds")),
     ("learning_curves", plot_learning_curves, ("rule", "val_accuracy")),
+    ("confusions", plot_confusions, ("rule", "confusion")),
     ("memory_vs_length", plot_memory_vs_length, ("sequence_steps", "eprop_peak_memory")),
     ("scan", plot_scan_heatmap, ("scan_parameters",)),
     ("learning_curve", plot_learning_curve, ("val_accuracy", "epoch")),

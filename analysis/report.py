@@ -69,6 +69,50 @@ METHODS = {
 }
 
 
+#: What each comparison figure shows (by the plot's name in analysis.plots).
+CAPTIONS = {
+    "accuracy_by_rule": "Test accuracy of each rule and of its learning-off control: mean over seeds with its 95% "
+                        "Student-t interval; dotted line: chance.",
+    "accuracy_vs_synops": "Test accuracy against synaptic events per inference (log scale), every readout included; "
+                          "means over seeds with 95% intervals.",
+    "accuracy_vs_energy": "Test accuracy against the estimated energy of one inference (log scale; synaptic events "
+                          "and readout multiply-accumulates priced as in Set-up); means over seeds with 95% intervals.",
+    "accuracy_vs_training_time": "Test accuracy against training wall time (log scale) on the machine under "
+                                 "Hardware; means over seeds with 95% intervals.",
+    "learning_curves": "Validation (solid) and training (dashed) accuracy per epoch, means over seeds. Each run is "
+                       "tested at its epoch of best validation accuracy. Rules whose readout is fitted once after "
+                       "training have one point and no training curve.",
+    "confusions": "Test confusion matrices, summed over seeds, each row normalised to its true class.",
+}
+
+#: The works the methods, the statistics and the cost model rest on.
+REFERENCES = (
+    "Akiba, T. et al. (2019). Optuna: a next-generation hyperparameter optimization framework. KDD, 2623-2631.",
+    "Bellec, G. et al. (2020). A solution to the learning dilemma for recurrent networks of spiking neurons. "
+    "Nature Communications 11, 3625.",
+    "Cramer, B. et al. (2020). The Heidelberg spiking data sets for the systematic evaluation of spiking neural "
+    "networks. IEEE Transactions on Neural Networks and Learning Systems 33(7), 2744-2757.",
+    "Diehl, P. U. & Cook, M. (2015). Unsupervised learning of digit recognition using spike-timing-dependent "
+    "plasticity. Frontiers in Computational Neuroscience 9, 99.",
+    "Efron, B. & Tibshirani, R. J. (1993). An Introduction to the Bootstrap. Chapman & Hall.",
+    "Florescu, D. & Coca, D. (2019). Learning with precise spike times: a new decoding algorithm for liquid state "
+    "machines. Neural Computation 31(9), 1825-1852.",
+    "Holm, S. (1979). A simple sequentially rejective multiple test procedure. Scandinavian Journal of "
+    "Statistics 6(2), 65-70.",
+    "Horowitz, M. (2014). Computing's energy problem (and what we can do about it). IEEE ISSCC, 10-14.",
+    "Maass, W., Natschläger, T. & Markram, H. (2002). Real-time computing without stable states. Neural "
+    "Computation 14(11), 2531-2560.",
+    "Neftci, E. O., Mostafa, H. & Zenke, F. (2019). Surrogate gradient learning in spiking neural networks. "
+    "IEEE Signal Processing Magazine 36(6), 51-63.",
+    "Stimberg, M., Brette, R. & Goodman, D. F. M. (2019). Brian 2, an intuitive and efficient neural simulator. "
+    "eLife 8, e47314.",
+    "Wilson, E. B. (1927). Probable inference, the law of succession, and statistical inference. Journal of the "
+    "American Statistical Association 22(158), 209-212.",
+    "Zenke, F. & Vogels, T. P. (2021). The remarkable robustness of surrogate gradient learning for instilling "
+    "complex function in spiking neural networks. Neural Computation 33(4), 899-925.",
+)
+
+
 def _fmt(mean, low, high, digits=3):
     if np.isnan(mean):
         return "n/a"
@@ -88,11 +132,18 @@ def compare_section(ds: xr.Dataset, figures: list[Path], out: Path) -> list[str]
     lines.append(f"- Dataset: **{ds.attrs.get('dataset')}** (asked for: {ds.attrs.get('dataset_requested')}); "
                  f"{ds.attrs.get('n_train')} training, {ds.attrs.get('n_val')} validation, {ds.attrs.get('n_test')} "
                  f"test samples; {ds.attrs.get('n_channels')} input channels, {ds.attrs.get('n_classes')} classes.")
+    speakers = ds.attrs.get("test_speakers") or ""
+    lines.append(f"- Split: **{ds.attrs.get('split', 'official')}**" + (
+        f" (test speakers, never heard in training: {speakers})" if speakers else
+        " (the dataset's own train/test split)") + "; validation is carved out of the training samples and is all "
+                 "that chose epochs, readout strength and tuned options; each run was tested once, on the same test "
+                 "samples for every rule and seed.")
     lines.append(f"- Seeds: {n_seeds} ({', '.join(str(s) for s in ds.seed.values)}); intervals are 95% Student-t "
                  "intervals of the mean over seeds.")
     lines.append(f"- Shared neuron (LIF constants): `{ds.attrs.get('lif')}`; shared preprocessing: "
                  f"`{ds.attrs.get('preprocessing')}`.")
     lines.append(f"- Brian2 device `{ds.attrs.get('device')}`; code `{ds.attrs.get('git_commit')}`.")
+    lines.append(f"- Hardware: {hardware_line(ds)}")
     lines += tuning_lines(ds)
     lines.append(f"- Energy: {ds.attrs.get('energy_reference')}. A spiking inference costs one accumulate per "
                  "synaptic event; the same-size non-spiking network evaluates every connection at every step.")
@@ -113,12 +164,59 @@ def compare_section(ds: xr.Dataset, figures: list[Path], out: Path) -> list[str]
         params = np.nanmean(ds.trainable_parameters.sel(rule=rule).values)
         lines.append(f"| {rule} | " + " | ".join(cells) + f" | {memory:.0f} | {params:.0f} | "
                      f"{ds.locality.sel(rule=rule).item()} |")
-    lines += [""]
+    lines += [""] + cost_lines(ds)
     for fig in figures:
-        lines += [f"![{fig.stem}]({fig.relative_to(out).as_posix()})", ""]
+        name = fig.stem.split("_", 1)[1] if "_" in fig.stem else fig.stem
+        name = next((n for n in CAPTIONS if fig.stem.endswith("_" + n)), name)
+        lines += [f"![{fig.stem}]({fig.relative_to(out).as_posix()})", "",
+                  f"*Figure `{name}`: {CAPTIONS.get(name, name.replace('_', ' '))}*", ""]
     lines += significance_lines(ds)
     lines += ["## Conclusions (computed from the tables)", ""] + conclusions(ds)
+    lines += ["", "## Recommendations for choosing a rule", ""] + recommendations(ds)
+    lines += ["", "## Limitations", ""] + limitations(ds)
+    lines += ["", "## References", ""] + [f"- {r}" for r in REFERENCES]
     return lines
+
+
+def hardware_line(ds: xr.Dataset) -> str:
+    """The machine behind the timings and its load, from the file's ``hardware`` attribute."""
+    import json
+
+    try:
+        hw = json.loads(ds.attrs.get("hardware", "{}"))
+    except ValueError:
+        hw = {}
+    if not hw:
+        return "not recorded (the file predates the hardware attribute); timings cannot be put in context."
+    load = hw.get("load_average_1_5_15_min")
+    return (f"{hw.get('processor')}, {hw.get('usable_cores')} usable cores, {hw.get('memory_gib')} GiB; load average "
+            f"(1, 5, 15 min) {load} when the comparison finished (host `{ds.attrs.get('host')}`). Wall times are from "
+            "this one machine; compare them as ratios between rules, not as absolute figures.")
+
+
+def cost_lines(ds: xr.Dataset) -> list[str]:
+    """Training cost and the state each rule keeps in order to learn."""
+    import json
+
+    if "learning_state" not in ds:
+        return []
+    parts = json.loads(ds.attrs.get("learning_state_components", "{}"))
+    lines = ["### Cost of learning", "",
+             "State kept in order to learn is computed from each network's size (per-weight gradients and optimiser "
+             "moments, alike in every gradient rule, not counted); for BPTT it is checked against the tensors autograd "
+             "saves, for e-prop and STDP against the trace variables of the built network (tests/test_learning_state.py).",
+             "",
+             "| rule | training sample-epochs | training time (s) | peak memory (MiB) | state kept to learn (MiB) | of which |",
+             "|---|---|---|---|---|---|"]
+    for rule in [str(r) for r in ds.rule.values]:
+        epochs = ds.train_sample_epochs.sel(rule=rule).values if "train_sample_epochs" in ds else np.array([np.nan])
+        epochs = epochs[epochs >= 0] if np.issubdtype(epochs.dtype, np.integer) else epochs
+        memory = np.nanmax([ds.peak_memory.sel(rule=rule).values, ds.peak_memory_children.sel(rule=rule).values])
+        detail = "; ".join(f"{k}: {v / 2 ** 20:.3g}" for k, v in parts.get(rule, {}).items())
+        lines.append(f"| {rule} | {np.mean(epochs) if len(epochs) else float('nan'):.0f} | "
+                     f"{_fmt(*_summary(ds, 'train_seconds', rule))} | {memory:.0f} | "
+                     f"{_fmt(*_summary(ds, 'learning_state', rule))} | {detail} |")
+    return lines + [""]
 
 
 def tuning_lines(ds: xr.Dataset) -> list[str]:
@@ -266,6 +364,101 @@ def conclusions(ds: xr.Dataset) -> list[str]:
     return out
 
 
+def _leading_group(ds: xr.Dataset) -> tuple[str, list[str]]:
+    """The rule of highest mean test accuracy and the rules the statistics cannot tell from it."""
+    suffix = ds.attrs.get("ablation_suffix", "_off")
+    main = [str(r) for r in ds.rule.values if not str(r).endswith(suffix)]
+    acc = {r: _summary(ds, "test_accuracy", r)[0] for r in main}
+    best = max(main, key=lambda r: -np.inf if np.isnan(acc[r]) else acc[r])
+    rows = pair_statistics(ds, [(a, b) for i, a in enumerate(main) for b in main[i + 1:]])
+    tied = [r["b"] if r["a"] == best else r["a"] for r in rows if best in (r["a"], r["b"]) and not r["distinguishable"]]
+    return best, tied
+
+
+def recommendations(ds: xr.Dataset) -> list[str]:
+    """Advice on each criterion, computed from the tables, never stronger than their statistics."""
+    suffix = ds.attrs.get("ablation_suffix", "_off")
+    main = [str(r) for r in ds.rule.values if not str(r).endswith(suffix)]
+    best, tied = _leading_group(ds)
+    group = [best] + tied
+    mean = {name: {r: _summary(ds, name, r)[0] for r in main}
+            for name in ("test_accuracy", "train_seconds", "energy_per_inference", "learning_state") if name in ds}
+    out = []
+    if not int(ds.attrs.get("tuned", 0)):
+        out.append("- **Caution**: the rules ran untuned defaults; what follows ranks those defaults. Run the "
+                   "comparison with `--trials` before choosing.")
+    if ds.sizes["seed"] < 5:
+        out.append(f"- **Caution**: {ds.sizes['seed']} seed(s); differences between rules are hard to establish "
+                   "with fewer than 5.")
+    if tied:
+        out.append(f"- **Accuracy**: {best} has the highest mean, but {', '.join(tied)} cannot be told apart from it "
+                   "(table *Which rules can be told apart*, figure `accuracy_by_rule`); choose among them on the other "
+                   "criteria.")
+    else:
+        out.append(f"- **Accuracy**: {best} is told apart from every other rule (table *Which rules can be told "
+                   "apart*, figure `accuracy_by_rule`).")
+
+    def cheapest(name, what, figure, unit):
+        values = {r: mean[name][r] for r in group if name in mean and np.isfinite(mean[name][r]) and mean[name][r] > 0}
+        if len(values) < 2:
+            return
+        low = min(values, key=values.get)
+        others = ", ".join(f"{r} {values[r]:.3g} {unit}" for r in values if r != low)
+        where = f"figure `{figure}`" if figure else "table *Cost of learning*"
+        out.append(f"- **{what}**: among the rules not told apart from the most accurate, {low} costs least "
+                   f"({values[low]:.3g} {unit}; {others}; {where}). These are means over seeds without a "
+                   "significance test; treat ratios under 2x as indicative.")
+
+    cheapest("train_seconds", "Training cost", "accuracy_vs_training_time", "s")
+    cheapest("energy_per_inference", "Inference energy", "accuracy_vs_energy", "uJ")
+    cheapest("learning_state", "Memory to learn", None, "MiB")
+    local = [r for r in main if ds.locality.sel(rule=r).item() in ("local", "three-factor")]
+    if local:
+        gains = {row["a"]: row for row in pair_statistics(ds, [(r, r + suffix) for r in local if r + suffix in ds.rule.values])}
+        shown = [r for r, row in gains.items() if row["distinguishable"] and row["seeds"].estimate > 0]
+        unshown = [r for r in local if r not in shown]
+        text = (f"- **Locality** (on-chip learning): {', '.join(local)}: each synapse learns from information local "
+                "to it (a three-factor rule adds one broadcast signal per neuron). ")
+        text += (f"Learning measurably improved {', '.join(shown)} over the same network with learning switched off"
+                 if shown else "For none of them did learning measurably beat the same network with learning off")
+        text += (f"; for {', '.join(unshown)} no gain was shown (table *Learning gain*), so its accuracy here comes from "
+                 "its architecture and readout, not its rule." if unshown else " (table *Learning gain*).")
+        out.append(text)
+    return out
+
+
+def limitations(ds: xr.Dataset) -> list[str]:
+    """What the numbers above cannot carry."""
+    n_test = int(ds.sizes.get("test_sample", 0) or ds.attrs.get("n_test", 0) or 0)
+    out = []
+    if n_test:
+        half = binomial_interval(n_test // 2, n_test)
+        out.append(f"- {n_test} test samples: one run's accuracy near 0.5 is known to about "
+                   f"±{(half.high - half.low) / 2:.3f} (95% Wilson interval); smaller differences between two runs "
+                   "rest on the paired statistics, not on the table.")
+    out.append(f"- {ds.sizes['seed']} seed(s): the seed-paired intervals use a Student-t distribution with "
+               f"{max(ds.sizes['seed'] - 1, 0)} degrees of freedom; with few seeds they are wide, and a rule that is "
+               "\"not distinguishable\" is not thereby equal.")
+    if int(ds.attrs.get("tuned", 0)):
+        out.append(f"- Tuning: {ds.attrs.get('tuning_trials')} trials per rule on one seed's validation split; a "
+                   "larger budget may change the ranking, most for the rules with the most options.")
+    else:
+        out.append("- No tuning: every rule ran its defaults.")
+    out.append("- Energy counts synaptic events and readout multiply-accumulates only, at 45 nm float precision "
+               "(Horowitz 2014); it leaves out neuron updates, memory traffic, the cost of learning and any "
+               "hardware's own overheads, so it compares inference workloads, not chips.")
+    out.append("- Wall times and peak memory come from one shared machine (see Hardware) and from this project's "
+               "implementations (Brian2 code generation for STDP, the liquid and e-prop; PyTorch for BPTT); a "
+               "different simulator or a GPU changes them.")
+    out.append(f"- Data: {ds.attrs.get('dataset')}, split `{ds.attrs.get('split', 'official')}`. On an official split "
+               "that shares speakers between training and test, a fixed spectro-temporal template (the input-count "
+               "control) is hard to beat; on a synthetic set, what the set's generator encodes decides what can be "
+               "learned.")
+    out.append("- Each rule departs from its paper where listed under Methods; the results are for these "
+               "implementations.")
+    return out
+
+
 def bench_section(ds: xr.Dataset, figures: list[Path], out: Path, name: str) -> list[str]:
     lines = [f"## Benchmark: {ds.attrs.get('benchmark', name)}", ""]
     for var in ds.data_vars:
@@ -293,7 +486,7 @@ def build_report(paths: list[Path], out: Path) -> Path:
                 lines += [f"## {path.stem}", "", f"- test accuracy: {float(ds.test_accuracy):.3f}"
                           if "test_accuracy" in ds else "", ""]
                 lines += [f"![{f.stem}]({f.relative_to(out).as_posix()})" for f in figures] + [""]
-    lines += ["## Provenance", ""] + [f"- `{p}`" for p in paths]
+    lines += ["", "## Provenance", ""] + [f"- `{p}`" for p in paths]
     report = out / "report.md"
     tmp = report.with_suffix(".md.tmp")
     tmp.write_text("\n".join(lines) + "\n")

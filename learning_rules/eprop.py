@@ -263,6 +263,22 @@ def _every_step(group, code: str, block: str):
     return group.run_regularly(code, when=when, order=order)
 
 
+def learning_state_bytes(params: EPropParams, n_inputs: int) -> dict[str, int]:
+    """What e-prop keeps in order to learn, from the sizes (float64): per plastic synapse the
+    eligibility trace and its two readout filters (``eps``, ``ebar_I``, ``ebar_v``); per input the
+    filtered spike train ``pI``; per hidden neuron ``pI``, the pseudo-derivative term ``qv``, the
+    learning signal ``L`` and the rate error. Independent of the sample's length (BPTT's grows with
+    it). With ``train_hidden`` off only the readout learns, from the hidden ``pI``."""
+    n_hidden = params.n_hidden
+    if not params.train_hidden:
+        return {"filtered hidden spikes, one per hidden neuron": 8 * n_hidden}
+    synapses = n_inputs * n_hidden
+    if params.recurrent:
+        synapses += n_hidden * n_hidden - (0 if params.self_connections else n_hidden)
+    return {"eligibility traces, three per plastic synapse": 8 * 3 * synapses,
+            "traces per neuron (one per input, four per hidden neuron)": 8 * (n_inputs + 4 * n_hidden)}
+
+
 class EPropNetwork(ChunkedReplayNetwork):
     """The compiled e-prop network and its learned state (weights in volt, Adam moments).
 

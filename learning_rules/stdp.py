@@ -344,6 +344,19 @@ _SHARED = ("e_exc", "tau_ge", "tau_gi")
 _SYNAPTIC = ("eta", "x_target", "mu", "w_max")
 
 
+def learning_state_bytes(params: STDPParams, n_inputs: int) -> dict[str, int]:
+    """What the rule keeps in order to learn, from the sizes (float64): a presynaptic trace per input
+    (per input synapse when inputs are delayed: the trace then lives on the synapse), the triplet
+    rule's two postsynaptic traces per neuron, and each neuron's adaptive threshold."""
+    per_synapse = params.max_delay > 0
+    out = {("presynaptic traces, one per input synapse" if per_synapse else "presynaptic traces, one per input"):
+           8 * n_inputs * (params.n_neurons if per_synapse else 1),
+           "adaptive thresholds, one per neuron": 8 * params.n_neurons}
+    if params.rule == "triplet":
+        out["postsynaptic traces, two per neuron"] = 8 * 2 * params.n_neurons
+    return out
+
+
 class STDPNetwork(ChunkedReplayNetwork):
     """The compiled network plus its learned state; one binary serves every chunk of samples.
 

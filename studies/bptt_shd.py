@@ -100,6 +100,8 @@ def run(config: BPTTStudyConfig, cache=None) -> xr.Dataset:
             "train_seconds": results.scalar(train_time, "s", "training wall time (all epochs, with validation)"),
             "wall_seconds": results.scalar(job.elapsed, "s", "wall time of this invocation"),
             **results.memory_vars(),
+            **results.learning_state_vars(clf.model_.backward_state_bytes(
+                min(p.batch_size, len(splits.train)), clf.n_steps, train_hidden=p.train_hidden)),
         },
         coords={"epoch": np.arange(1, len(history["val_accuracy"]) + 1)},
     )

@@ -74,6 +74,7 @@ SCALARS = {
     "synaptic_operations_per_sample": ("1", "synaptic events per inference"),
     "readout_macs_per_sample": ("1", "multiply-accumulates of a dense readout per inference (0: the readout is spiking)"),
     "best_epoch": ("1", "epoch chosen on validation"),
+    "learning_state": ("MiB", "state kept in order to learn (computed from the network's size)"),
 }
 
 
@@ -199,6 +200,9 @@ def combine(runs: dict[tuple[str, int], xr.Dataset], rules: list[str], seeds: li
             values[rules.index(rule), seeds.index(seed)] = _scalar(ds, name)
         data[name] = (("rule", "seed"), values, {"units": units, "long_name": long_name})
     curves = np.full((len(rules), len(seeds), n_epochs), np.nan)
+    train_curves = np.full((len(rules), len(seeds), n_epochs), np.nan)
+    n_classes = max(int(ds.sizes.get("true_class", 0)) for ds in runs.values())
+    confusion = np.zeros((len(rules), n_classes, n_classes), dtype=np.int64)
     correct = np.full((len(rules), len(seeds), n_test), -1, dtype=np.int8)
     sample_epochs = np.full((len(rules), len(seeds)), -1, dtype=np.int64)
     test_labels = None
@@ -206,6 +210,10 @@ def combine(runs: dict[tuple[str, int], xr.Dataset], rules: list[str], seeds: li
         r, k = rules.index(rule), seeds.index(seed)
         curve = np.asarray(ds.val_accuracy.values, dtype=float)
         curves[r, k, :len(curve)] = curve
+        if "train_accuracy" in ds:
+            train_curves[r, k, :len(curve)] = np.asarray(ds.train_accuracy.values, dtype=float)
+        if "confusion" in ds and ds.confusion.shape == (n_classes, n_classes):
+            confusion[r] += ds.confusion.values.astype(np.int64)
         sample_epochs[r, k] = int(ds.attrs.get("n_train", 0)) * int(ds.sizes.get("epoch", 1))
         if "test_prediction" in ds:
             correct[r, k] = ds.test_prediction.values == ds.test_label.values
@@ -213,6 +221,10 @@ def combine(runs: dict[tuple[str, int], xr.Dataset], rules: list[str], seeds: li
                 raise ValueError(f"{rule}, seed {seed} was tested on other samples than the rules before it")
             test_labels = ds.test_label.values
     data["val_accuracy"] = (("rule", "seed", "epoch"), curves, {"units": "1", "long_name": "validation accuracy"})
+    data["train_accuracy"] = (("rule", "seed", "epoch"), train_curves,
+                              {"units": "1", "long_name": "training accuracy (NaN: the rule's readout is fitted once, after training)"})
+    data["confusion"] = (("rule", "true_class", "predicted_class"), confusion,
+                         {"units": "1", "long_name": "test confusion matrix, summed over seeds"})
     data["test_correct"] = (("rule", "seed", "test_sample"), correct,
                             {"units": "1", "long_name": "1 where the run classified the test sample correctly (-1: not recorded)"})
     if test_labels is not None:
@@ -233,8 +245,12 @@ def combine(runs: dict[tuple[str, int], xr.Dataset], rules: list[str], seeds: li
     data["locality"] = ("rule", [localities[r] for r in rules],
                         {"long_name": "where the learning rule's information comes from"})
     ds = xr.Dataset(data, coords={"rule": rules, "seed": seeds, "epoch": np.arange(1, n_epochs + 1),
-                                  "test_sample": np.arange(n_test)})
+                                  "test_sample": np.arange(n_test), "true_class": np.arange(n_classes),
+                                  "predicted_class": np.arange(n_classes)})
     integers_with_gaps(ds, "trainable_parameters", "best_epoch", "readout_macs_per_sample")  # a rule may not report them
+    ds.attrs["learning_state_components"] = json.dumps(
+        {rule: json.loads(runs[(rule, seeds[0])].learning_state.attrs.get("components", "{}"))
+         for rule in rules if (rule, seeds[0]) in runs and "learning_state" in runs[(rule, seeds[0])]})
     ds.attrs["energy_reference"] = ("Horowitz (2014), 45 nm, 32-bit float: 0.9 pJ per add (a synaptic event adds a "
                                     "weight), 4.6 pJ per multiply-accumulate (a dense readout weight)")
     return ds

@@ -58,6 +58,7 @@ def run(config: CountsStudyConfig, cache=None) -> xr.Dataset:
         "trainable_parameters": results.scalar(n_features * splits.n_classes + splits.n_classes, "1", "readout weights"),
         **results.prediction_vars(predict_readout(fit, x[2]), splits.test.labels),
         **results.readout_macs(n_features, splits.n_classes),
+        **results.learning_state_vars(results.readout_features_bytes(len(x[0]), n_features)),
         "input_spikes_per_sample": results.scalar(input_spikes, "1", "input spikes per test sample"),
         "spikes_per_sample": results.scalar(0.0, "1", "no network: no spikes of its own"),
         "synaptic_operations_per_sample": results.scalar(input_spikes, "1", "one count increment per input spike"),

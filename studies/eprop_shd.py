@@ -26,7 +26,7 @@ from brian2 import ms
 from tqdm import tqdm
 
 from datasets import Preprocessing
-from learning_rules.eprop import EPropClassifier, EPropNetwork, EPropParams
+from learning_rules.eprop import EPropClassifier, EPropNetwork, EPropParams, learning_state_bytes
 from models.engine.compiled import BuildCache
 from models.engine.devices import DEVICES
 from models.engine.inputs import balanced_chunk_size, chunk_capacity
@@ -148,6 +148,7 @@ def run(config: EPropStudyConfig, cache: BuildCache | None = None) -> xr.Dataset
             **results.build_vars(build_seconds, reused, chunk_size),
             "wall_seconds": results.scalar(job.elapsed, "s", "wall time of this invocation"),
             **results.memory_vars(binary_mib),
+            **results.learning_state_vars(learning_state_bytes(p, splits.n_channels)),
         },
         coords={"epoch": np.arange(1, len(history["val_accuracy"]) + 1)},
     )

@@ -164,6 +164,7 @@ def run(config: LSMStudyConfig, cache: BuildCache | None = None) -> xr.Dataset:
                       {"units": "1", "long_name": "test confusion matrix, logistic readout"}),
         **results.prediction_vars(predicted, labels["test"]),
         **results.readout_macs(feats["test"].shape[1], n_classes),
+        **results.learning_state_vars(results.readout_features_bytes(len(feats["train"]), feats["train"].shape[1])),
         "test_counts": (("shown_test_sample", "time_bin", "neuron"), counts_test[:20],
                         {"units": "1", "long_name": "reservoir spike counts of the first (up to 20) test samples"}),
     })

@@ -4,6 +4,7 @@ The schema is documented in ``docs/results-schema.md``."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import platform
 import resource
@@ -70,10 +71,32 @@ def integers_with_gaps(ds: xr.Dataset, *names: str) -> xr.Dataset:
     return ds
 
 
+def hardware() -> str:
+    """The machine behind the timings, as JSON: processor, usable cores, memory, and the load
+    averages (1, 5 and 15 minutes) when the file was written: timings on a loaded machine are slower."""
+    import os
+
+    model = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    memory = None
+    with contextlib.suppress(ImportError):
+        import psutil
+
+        memory = round(psutil.virtual_memory().total / 2 ** 30, 1)
+    load = [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
+    return json.dumps({"processor": model, "usable_cores": cores, "memory_gib": memory, "load_average_1_5_15_min": load})
+
+
 def provenance(started: str) -> dict:
-    """Global attributes saying what made a file, where and when."""
+    """Global attributes saying what made a file, where, on what and when."""
     return dict(git_commit=git_commit(), package_versions=package_versions(), host=socket.gethostname(),
-                command=" ".join([Path(sys.argv[0]).name] + sys.argv[1:]), start_time=started, end_time=now())
+                hardware=hardware(), command=" ".join([Path(sys.argv[0]).name] + sys.argv[1:]), start_time=started,
+                end_time=now())
 
 
 def scalar(value, units: str, long_name: str):
@@ -160,6 +183,23 @@ def classifier_vars(splits, predicted: np.ndarray, hidden_counts: np.ndarray, *,
                       {"units": "1", "long_name": "test confusion matrix"}),
         **prediction_vars(predicted, y_test),
     }
+
+
+def learning_state_vars(components: dict[str, float]) -> dict:
+    """The state a rule keeps in order to learn, computed from the network's size (``{what: bytes}``):
+    what the update needs beyond inference and beyond the per-weight gradient and optimiser moments
+    that every gradient rule keeps alike (BPTT: hidden states of every step; e-prop: eligibility
+    traces per synapse; STDP: traces per neuron; offline readouts: the features of every training
+    sample). The parts are in the variable's ``components`` attribute (JSON, bytes)."""
+    total = float(sum(components.values()))
+    return {"learning_state": ((), total / 2 ** 20, {
+        "units": "MiB", "long_name": "state kept in order to learn (computed from the network's size)",
+        "components": json.dumps({k: int(v) for k, v in components.items()})})}
+
+
+def readout_features_bytes(n_train: int, n_features: int) -> dict[str, int]:
+    """A readout fitted offline (scikit-learn) holds the features of every training sample (float64)."""
+    return {"readout features of every training sample": 8 * int(n_train) * int(n_features)}
 
 
 def prediction_vars(predicted, labels) -> dict:

@@ -32,7 +32,7 @@ from sklearn.metrics import confusion_matrix
 
 from datasets import Preprocessing
 from learning_rules.readout import LabelAssignment, fit_logistic_readout, predict_readout
-from learning_rules.stdp import STDPNetwork, STDPParams, STDPTransformer, active_neurons
+from learning_rules.stdp import STDPNetwork, STDPParams, STDPTransformer, active_neurons, learning_state_bytes
 from models.engine.compiled import BuildCache
 from models.engine.devices import DEVICES
 from models.engine.inputs import balanced_chunk_size, chunk_capacity
@@ -230,6 +230,8 @@ def run(config: STDPStudyConfig, cache: BuildCache | None = None) -> xr.Dataset:
                         {"units": "1", "long_name": "spike counts of the layer per test sample and time bin"}),
         **results.prediction_vars(trained["predicted"], y["test"]),
         **results.readout_macs(test.shape[1] * test.shape[2], n_classes),
+        **results.learning_state_vars({**learning_state_bytes(config.params, n_in),
+                                       **results.readout_features_bytes(len(splits.train), test.shape[1] * test.shape[2])}),
     }
     if control is not None:
         data.update({

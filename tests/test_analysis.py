@@ -17,8 +17,13 @@ def _compare_ds():
         "synaptic_operations_per_sample": (("rule", "seed"), rng.uniform(1e4, 1e6, (3, 3)),
                                            {"units": "1", "long_name": "synaptic events per inference"}),
         "val_accuracy": (("rule", "seed", "epoch"), rng.uniform(0, 1, (3, 3, 4)), {"units": "1", "long_name": "validation accuracy"}),
+        "train_accuracy": (("rule", "seed", "epoch"), rng.uniform(0, 1, (3, 3, 4)), {"units": "1", "long_name": "training accuracy"}),
+        "energy_per_inference": (("rule", "seed"), rng.uniform(0.1, 2, (3, 3)), {"units": "uJ", "long_name": "energy"}),
+        "train_seconds": (("rule", "seed"), rng.uniform(1, 100, (3, 3)), {"units": "s", "long_name": "training time"}),
+        "confusion": (("rule", "true_class", "predicted_class"), rng.integers(0, 5, (3, 4, 4)),
+                      {"units": "1", "long_name": "test confusion matrix"}),
     }, coords={"rule": rules, "seed": seeds, "epoch": [1, 2, 3, 4]})
-    ds.attrs.update(n_classes=10, dataset="synthetic")
+    ds.attrs.update(n_classes=10, dataset="synthetic", class_names='["zero", "one", "two", "three"]')
     return ds
 
 
@@ -86,7 +91,8 @@ def _evidence_ds():
 
 
 @pytest.mark.parametrize("make, expected", [
-    (_compare_ds, {"accuracy_by_rule", "accuracy_vs_synops", "learning_curves"}),
+    (_compare_ds, {"accuracy_by_rule", "accuracy_vs_synops", "accuracy_vs_energy", "accuracy_vs_training_time",
+                   "learning_curves", "confusions"}),
     (_single_ds, {"learning_curve", "confusion", "response"}),
     (_summary_ds, {"raster", "channel_rates", "spikes_per_sample"}),
     (_bench_ds, {"memory_vs_length"}),
@@ -101,6 +107,10 @@ def test_every_plot_builds_with_labelled_axes(make, expected):
     for name, plot in found.items():
         ax = plot(ds)
         assert ax.get_xlabel() and ax.get_ylabel(), f"{name} needs labelled axes"
+        if name == "confusions":  # one panel per rule, classes by name
+            panels = [a for a in ax.figure.axes if a.get_title()]
+            assert [a.get_title() for a in panels] == ["stdp", "bptt", "counts"]
+            assert [t.get_text() for t in panels[0].get_xticklabels()] == ["zero", "one", "two", "three"]
         plots.plt.close(ax.figure)
 
 

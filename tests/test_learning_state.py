@@ -1,0 +1,93 @@
+"""The state each rule keeps in order to learn, computed from the network's size, against what the
+simulators actually hold: the tensors autograd saves for BPTT's backward pass, and the trace
+variables of the Brian2 networks of e-prop and STDP."""
+
+import numpy as np
+import pytest
+import torch
+from brian2 import ms, second
+
+from datasets import Preprocessing
+from datasets.records import SpikeSample, preprocess
+from learning_rules import eprop, stdp
+from models.engine import devices
+from models.lif import LIFParams
+from models.lif_torch import RecurrentLIFNetwork
+
+
+def _saved_bytes(net, x, per_step: bool):
+    """Bytes of the distinct storages autograd keeps from one forward pass and loss (parameters
+    excluded: they exist for inference too)."""
+    seen = {}
+
+    def pack(tensor):
+        storage = tensor.untyped_storage()
+        seen[storage.data_ptr()] = storage.nbytes()
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        readout, spikes = net(x)
+        target = torch.zeros(x.shape[0], dtype=torch.long)
+        logits = readout.flatten(0, 1) if per_step else readout.max(dim=1).values
+        torch.nn.functional.cross_entropy(logits, target.repeat_interleave(x.shape[1]) if per_step else target)
+    params = {p.untyped_storage().data_ptr() for p in net.parameters()}
+    return sum(n for ptr, n in seen.items() if ptr not in params)
+
+
+@pytest.mark.parametrize("recurrent", [True, False])
+@pytest.mark.parametrize("train_hidden", [True, False])
+def test_bptt_state_equals_what_autograd_saves(recurrent, train_hidden):
+    batch, steps, n_in, n_hidden, n_out = 3, 150, 40, 24, 5
+    net = RecurrentLIFNetwork(n_in, n_hidden, n_out, LIFParams(), 1 * ms, recurrent=recurrent,
+                              generator=torch.Generator().manual_seed(0))
+    if not train_hidden:
+        for p in (net.w_in, net.w_rec):
+            if p is not None:
+                p.requires_grad_(False)
+    x = (torch.rand(batch, steps, n_in, generator=torch.Generator().manual_seed(1)) < 0.05).float()
+    computed = sum(net.backward_state_bytes(batch, steps, train_hidden=train_hidden).values())
+    for per_step in (False, True):
+        measured = _saved_bytes(net, x, per_step)
+        loss = 4 * batch * n_out * (steps if per_step else 1)  # the loss's softmax, not the network's state
+        assert computed <= measured <= 1.03 * computed + loss, (computed, measured)
+    longer = sum(net.backward_state_bytes(batch, 2 * steps, train_hidden=train_hidden).values())
+    assert longer > 1.9 * computed, "BPTT's state grows with the sample's length"
+
+
+def _samples(n_in):
+    rng = np.random.default_rng(0)
+    return [preprocess(SpikeSample(rng.integers(0, n_in, 100), rng.uniform(0, 0.05, 100) * second, 0),
+                       Preprocessing(duration=50 * ms, dt=1 * ms))]
+
+
+@pytest.mark.parametrize("self_connections", [True, False])
+def test_eprop_state_counts_the_traces_of_the_built_network(tmp_path, self_connections):
+    n_in, n_out = 12, 3
+    params = eprop.EPropParams(n_hidden=7, self_connections=self_connections)
+    net = eprop.EPropNetwork(params, n_in, n_out, dt=1 * ms, sample_duration=50 * ms, chunk_size=1, capacity=200,
+                             device_name="runtime", build_dir=tmp_path, seed=0)
+    try:
+        synapse_values = sum(len(getattr(syn, name)[:]) for syn in net.plastic for name in ("eps", "ebar_I", "ebar_v"))
+        neuron_values = len(net.replay.group.pI[:]) + sum(len(getattr(net.hidden, name)[:])
+                                                          for name in ("pI", "qv", "L", "rate_error"))
+    finally:
+        devices.reset_brian()
+    parts = eprop.learning_state_bytes(params, n_in)
+    assert parts["eligibility traces, three per plastic synapse"] == 8 * synapse_values
+    assert parts["traces per neuron (one per input, four per hidden neuron)"] == 8 * neuron_values
+    assert eprop.learning_state_bytes(params, 2 * n_in) != parts, "more inputs, more traces"
+
+
+@pytest.mark.parametrize("max_delay", [0 * ms, 5 * ms])
+def test_stdp_state_counts_the_traces_of_the_built_network(tmp_path, max_delay):
+    n_in = 15
+    params = stdp.STDPParams(n_neurons=6, rule="triplet", max_delay=max_delay)
+    net = stdp.STDPNetwork(params, n_in, sample_duration=50 * ms, dt=0.5 * ms, chunk_size=1, capacity=200, n_bins=1,
+                           device_name="runtime", build_dir=tmp_path, seed=0)
+    try:
+        pre = len(net.syn.xpre[:]) if max_delay > 0 else len(net.replay.group.apre[:])
+        post = len(net.exc.post1[:]) + len(net.exc.post2[:])
+        thresholds = len(net.exc.theta[:])
+    finally:
+        devices.reset_brian()
+    assert sum(stdp.learning_state_bytes(params, n_in).values()) == 8 * (pre + post + thresholds)
