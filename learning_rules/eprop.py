@@ -103,6 +103,7 @@ class EPropParams:
     self_connections: bool = True  # recurrent synapses from a neuron onto itself (the paper: none)
     weight_scale: float = 5.0  # initial weights, as in the BPTT baseline (threshold units / sqrt(fan-in))
     train_hidden: bool = True  # learn the input and recurrent weights (off: only the readout learns, the learning-off control)
+    batch_size: int = 1  # samples per Adam step: 1 learns online after every sample; more averages a mini-batch's gradients (data-parallel over the study's workers)
 
     def __post_init__(self):
         check_quantity("learning_rate", self.learning_rate, volt)
@@ -113,6 +114,8 @@ class EPropParams:
             raise ValueError(f"update must be 'sample' or 'online', got {self.update!r}")
         if self.n_hidden < 1 or self.rate_penalty < 0 or self.damping <= 0:
             raise ValueError("n_hidden and damping must be positive and rate_penalty not negative")
+        if self.batch_size < 1 or (self.batch_size > 1 and self.update != "sample"):
+            raise ValueError(f"batch_size must be at least 1, and 1 with update='online' (got {self.batch_size})")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -145,6 +148,7 @@ slope : 1 (shared, constant)
 gamma_pd : 1 (shared, constant)
 adam_step : 1 (shared)
 learn : 1 (shared)
+accumulate : 1 (shared, constant)
 """ + KERNEL_CONSTANTS
 HIDDEN_RESET = "v = v_reset\npI += 1\n" + COUNT_RESET
 
@@ -162,8 +166,9 @@ SOFTMAX_NORM = "Z_post = exp(y_pre / unit_post) : 1 (summed)"
 
 #: Plastic synapses onto the hidden layer (input or recurrent). ``eps`` is the eligibility vector,
 #: ``ebar_I``/``ebar_v`` the eligibility trace filtered by the readout kernel, ``grad`` the gradient
-#: of this sample, ``reg`` the regulariser's; m/s2 are Adam's moments. A hidden spike resets ``eps``
-#: (the reset is kept out of the gradient).
+#: of this sample, ``reg`` the regulariser's; m/s2 are Adam's moments; ``gsum`` sums the samples'
+#: gradients when the run only accumulates (a mini-batch, see :meth:`EPropNetwork.learn_batch`). A
+#: hidden spike resets ``eps`` (the reset is kept out of the gradient).
 PLASTIC_MODEL = """
 w : volt
 eps : 1
@@ -173,6 +178,7 @@ grad : 1/volt
 reg : 1/volt
 m : 1/volt
 s2 : 1/volt**2
+gsum : 1/volt
 """
 PLASTIC_ON_PRE = "I_syn_post += w"
 PLASTIC_ON_POST = "eps = 0"
@@ -182,6 +188,7 @@ w : volt
 grad : 1/volt
 m : 1/volt
 s2 : 1/volt**2
+gsum : 1/volt
 """
 READOUT_ON_PRE = "I_out_post += w"
 #: The learning signal L_j = sum_k B_jk (pi_k - target_k): through the readout weights themselves
@@ -190,7 +197,7 @@ SYMMETRIC_SIGNAL = "L_pre = (w / unit_post) * (prob_post - target_post) : 1 (sum
 RANDOM_SIGNAL = "L_post = (b / unit_post) * (prob_pre - target_pre) : 1 (summed)\nb : volt"
 
 # -- at each sample start
-COUNT_UPDATE = "adam_step = adam_step + learn"
+COUNT_UPDATE = "adam_step = adam_step + learn * (1 - accumulate)"
 #: dR/dr_j / T for R = rate_penalty * mean_j (r_j - target_rate)^2 (N: the hidden layer's size), so that
 #: grad += reg * rate_error with reg = sum_t psi_j eps_ji (dr_j/dw_ji = reg / T).
 RATE_ERROR = "rate_error = 2 * rate_penalty * (count / T - target_rate) / (N * T)"
@@ -243,10 +250,12 @@ SCHEDULE = {
 
 def _adam(side: str) -> str:
     """Adam on ``grad`` for synapses whose hidden neuron is on ``side`` ('pre' or 'post'), applied only
-    when that sample learned; bias-corrected with the hidden layer's shared step counter."""
+    when that sample learned; bias-corrected with the hidden layer's shared step counter. A run that
+    only accumulates adds ``grad`` to ``gsum`` instead and leaves the weights and moments alone."""
     # the step counter is 0 before the first update; clip so that 0 * (0/0) never appears
-    gate, lr, n = f"learn_{side}", f"lr_{side}", f"clip(adam_step_{side}, 1, 1e30)"
+    gate, lr, n = f"learn_{side} * (1 - accumulate_{side})", f"lr_{side}", f"clip(adam_step_{side}, 1, 1e30)"
     return (
+        f"gsum = gsum + learn_{side} * accumulate_{side} * grad\n"
         f"m = m + {gate} * ((beta1 - 1) * m + (1 - beta1) * grad)\n"
         f"s2 = s2 + {gate} * ((beta2 - 1) * s2 + (1 - beta2) * grad**2)\n"
         f"w = w - {gate} * {lr} * (m / (1 - beta1**{n})) / (sqrt(s2 / (1 - beta2**{n})) + adam_eps)\n"
@@ -359,6 +368,7 @@ class EPropNetwork(ChunkedReplayNetwork):
         hidden = lif_group(n_h, p.lif, extra_equations=HIDDEN_EQUATIONS, reset=HIDDEN_RESET, name="hidden",
                            namespace=consts)
         hidden.lr, hidden.slope, hidden.gamma_pd = p.learning_rate, p.surrogate_slope, p.damping
+        hidden.accumulate = 0.0
         readout = NeuronGroup(n_out, READOUT_EQUATIONS, name="readout", namespace=consts)
         for group in (self.replay.group, hidden, readout):
             group.alpha_m, group.alpha_s, group.c_mv, group.unit = k.alpha_mem, k.alpha_syn, k.coupling, self.unit
@@ -449,8 +459,11 @@ class EPropNetwork(ChunkedReplayNetwork):
         names = ["in", "rec"] if self.params.recurrent else ["in"]
         return list(zip(names, self.plastic)) + [("out", self.out)]
 
-    def extra_run_args(self, samples: list[SpikeSample], learn: bool = False, probe: bool = False) -> dict:
-        """``probe``: step size 0 and fresh Adam moments (see :meth:`gradient`)."""
+    def extra_run_args(self, samples: list[SpikeSample], learn: bool = False, probe: bool = False,
+                       accumulate: bool = False, weights: dict | None = None) -> dict:
+        """``probe``: step size 0 and fresh Adam moments (see :meth:`gradient`); ``accumulate``: sum
+        the samples' gradients into ``gsum`` and change nothing (see :meth:`learn_batch`), at
+        ``weights`` (``{"w_in": ...}``, volt) when given, else at the current ones."""
         target = np.zeros((self.chunk_size + 1, self.n_classes))
         target[np.arange(len(samples)), [s.label for s in samples]] = 1.0
         gate = np.zeros(self.chunk_size + 1)
@@ -458,15 +471,22 @@ class EPropNetwork(ChunkedReplayNetwork):
         args = {self.target: target, self.gate: gate, self.hidden.adam_step: self.state_["adam_step"]}
         if probe:
             args[self.hidden.lr] = 0 * volt
+        if accumulate:
+            args[self.hidden.accumulate] = 1.0
         for name, syn in self._synapses():
             keep = 0.0 if probe else 1.0
-            args[syn.w] = self._to_synapses(name, self.state_[f"w_{name}"]) * volt
+            w = self.state_[f"w_{name}"] if weights is None else weights[f"w_{name}"]
+            args[syn.w] = self._to_synapses(name, w) * volt
             args[syn.m] = keep * self._to_synapses(name, self.state_[f"m_{name}"]) / volt
             args[syn.s2] = keep * self._to_synapses(name, self.state_[f"s2_{name}"]) / volt ** 2
         return args
 
-    def collect(self, n_samples: int, learn: bool = False, probe: bool = False) -> dict:
-        if learn and not probe:
+    def collect(self, n_samples: int, learn: bool = False, probe: bool = False, accumulate: bool = False,
+                weights: dict | None = None) -> dict:
+        gradients = {}
+        if accumulate:
+            gradients = {name: self._from_synapses(name, syn.gsum[:] * volt) for name, syn in self._synapses()}
+        elif learn and not probe:
             for name, syn in self._synapses():
                 self.state_[f"w_{name}"] = self._from_synapses(name, syn.w[:] / volt)
                 self.state_[f"m_{name}"] = self._from_synapses(name, syn.m[:] * volt)
@@ -474,7 +494,40 @@ class EPropNetwork(ChunkedReplayNetwork):
             self.state_["adam_step"] = float(np.asarray(self.hidden.adam_step[:]).ravel()[0])
         ysum = np.asarray(self.readout_monitor.ysum)[:, 1:1 + n_samples].T
         ce = np.asarray(self.readout_monitor.ce)[:, 1:1 + n_samples].sum(axis=0)
-        return {"logits": ysum, "loss": ce, "counts": self.counter.counts(n_samples)[:, 0]}
+        return {"logits": ysum, "loss": ce, "counts": self.counter.counts(n_samples)[:, 0],
+                **({"gradient_sum": gradients} if accumulate else {})}
+
+    def learn_batch(self, samples: list[SpikeSample], workers: int = 1) -> dict:
+        """One Adam step on the mean gradient of ``samples`` (a mini-batch) at the current weights.
+
+        The samples' gradients are summed in the binary, chunk by chunk; with ``workers > 1`` the
+        chunks run at once in forked processes (data-parallel e-prop: every process starts from the
+        same weights, their sums are added here). The step is the binary's Adam (same constants and
+        bias correction), so a batch of one sample updates exactly as :meth:`run_chunk` with
+        ``learn=True`` does. Returns the samples' logits, losses and hidden counts."""
+        if self.params.update != "sample":
+            raise ValueError("mini-batches need update='sample' (the online update changes the weights every step)")
+        weights = {k: v for k, v in self.state_.items() if k.startswith("w_")}
+        parts = ChunkedReplayNetwork.present(self, samples, workers=workers, learn=True, accumulate=True,
+                                             weights=weights)
+        total = {name: sum(part["gradient_sum"][name] for part in parts) for name, _ in self._synapses()}
+        self.state_["adam_step"] += 1.0
+        self._adam_step({name: value / len(samples) for name, value in total.items()})
+        return {key: np.concatenate([part[key] for part in parts]) for key in ("logits", "loss", "counts")}
+
+    def _adam_step(self, gradient: dict[str, np.ndarray]) -> None:
+        """The binary's Adam (see :func:`_adam`) on dense gradients (1/volt), in place on ``state_``."""
+        beta1, beta2, eps = 0.9, 0.999, 1e-8
+        lr, n = float(self.params.learning_rate / volt), max(self.state_["adam_step"], 1.0)
+        for name, g in gradient.items():
+            if name != "out" and not self.params.train_hidden:
+                continue
+            m = self.state_[f"m_{name}"] = self.state_[f"m_{name}"] + ((beta1 - 1) * self.state_[f"m_{name}"] + (1 - beta1) * g)
+            s2 = self.state_[f"s2_{name}"] = self.state_[f"s2_{name}"] + ((beta2 - 1) * self.state_[f"s2_{name}"]
+                                                                          + (1 - beta2) * g ** 2)
+            step = lr * (m / (1 - beta1 ** n)) / (np.sqrt(s2 / (1 - beta2 ** n)) + eps)
+            mask = self._mask(name)
+            self.state_[f"w_{name}"] = self.state_[f"w_{name}"] - (step if mask is None else step * mask)
 
     def gradient(self, sample: SpikeSample) -> dict[str, np.ndarray]:
         """e-prop's ``dE/dW`` (1/volt) for one sample at the current weights, which stay unchanged.

@@ -11,8 +11,14 @@ Target (issue 6): ours at least 2x faster per training sample.
 
 Part 2: peak memory against sequence length, each measured in a fresh process: e-prop (the
 simulator binary's resident memory) and the BPTT baseline (one training step on a batch of 16).
-e-prop's should stay flat, BPTT's grow with the number of time steps. NEST is a benchmark-only
-dependency (``requirements-bench.txt``).
+e-prop's should stay flat, BPTT's grow with the number of time steps. Beside BPTT's measured
+memory, the state computed from the network's size
+(:meth:`models.lif_torch.RecurrentLIFNetwork.backward_state_bytes`): the two should grow alike.
+
+Part 3 (``--batch-size``, ``--workers``): data-parallel e-prop, the same mini-batches (one Adam step
+per batch on the summed gradients) trained with 1 process and with ``--workers`` processes, side by
+side; the throughput ratio is the data-parallel speed-up (target: 1.8x with 2 workers). NEST is a
+benchmark-only dependency (``requirements-bench.txt``).
 """
 
 from __future__ import annotations
@@ -128,6 +134,33 @@ def time_nest(samples) -> dict:
             "hidden_spikes_per_sample": recorder.n_events / len(samples)}
 
 
+def time_data_parallel(samples, batch_size: int, workers: int, out: Path) -> dict:
+    """Training seconds per sample in mini-batches of ``batch_size``: one process, then ``workers``
+    processes, on one binary and from the same initial weights; and the largest difference between
+    the weights each reached (they must agree to float precision)."""
+    chunk = -(-batch_size // workers)
+    build_dir = Path(tempfile.mkdtemp(prefix="bench_eprop_dp_", dir=benchmarks.build_root(out)))
+    try:
+        net = EPropNetwork(EPropParams(n_hidden=N_HIDDEN, weight_scale=WEIGHT_SCALE, batch_size=batch_size), N_IN,
+                           N_OUT, dt=1 * ms, sample_duration=1 * second, chunk_size=chunk,
+                           capacity=chunk_capacity([samples], chunk, N_IN), device_name="cpp_standalone",
+                           build_dir=build_dir)
+        net.compiled.build()
+        start = {k: np.copy(v) for k, v in net.state_.items()}
+        seconds, reached = {}, {}
+        for n in (1, workers):
+            net.state_ = {k: np.copy(v) for k, v in start.items()}
+            t0 = time.perf_counter()
+            for i in range(0, len(samples), batch_size):
+                net.learn_batch(samples[i:i + batch_size], workers=n)
+            seconds[n] = (time.perf_counter() - t0) / len(samples)
+            reached[n] = {k: v for k, v in net.state_.items() if k.startswith("w_")}
+    finally:
+        shutil.rmtree(build_dir, ignore_errors=True)
+    difference = max(float(np.max(np.abs(reached[1][k] - reached[workers][k]))) for k in reached[1])
+    return {"serial": seconds[1], "parallel": seconds[workers], "weight_difference": difference}
+
+
 def _eprop_memory(steps: int, out: Path) -> float:
     """Peak resident memory of the simulator binary while it trains on two samples of ``steps`` steps."""
     import threading
@@ -195,7 +228,19 @@ def _bptt_memory_fresh(steps: int) -> float:
     return float(value)
 
 
-def run(n_samples: int, lengths: list[int], out: Path, with_nest: bool) -> xr.Dataset:
+def bptt_state_computed(steps: int) -> float:
+    """MiB of BPTT's backward state for the measured network and batch, from its size alone."""
+    import torch
+
+    from learning_rules.bptt import BPTTParams
+    from models.lif_torch import RecurrentLIFNetwork
+
+    model = RecurrentLIFNetwork(N_IN, N_HIDDEN, N_OUT, BPTTParams().lif, 1 * ms, dtype=torch.float32)
+    return sum(model.backward_state_bytes(16, steps).values()) / 2 ** 20
+
+
+def run(n_samples: int, lengths: list[int], out: Path, with_nest: bool, batch_size: int = 0,
+        workers: int = 2) -> xr.Dataset:
     started = results.now()
     samples = _samples(n_samples)
     timed = {"ours": time_ours(samples, out)}
@@ -215,11 +260,27 @@ def run(n_samples: int, lengths: list[int], out: Path, with_nest: bool) -> xr.Da
                               {"units": "MiB", "long_name": "e-prop: peak memory of the simulator binary"}),
         "bptt_peak_memory": ("sequence_steps", bptt_mem,
                              {"units": "MiB", "long_name": "BPTT: memory held for the backward pass (batch 16)"}),
+        "bptt_state_computed": ("sequence_steps", [bptt_state_computed(n) for n in lengths],
+                                {"units": "MiB", "long_name": "BPTT: backward state computed from the network's size (batch 16)"}),
     }
+    if batch_size > 0:
+        parallel = time_data_parallel(samples, batch_size, workers, out)
+        data.update({
+            "data_parallel_seconds_per_sample": (
+                "workers", [parallel["serial"], parallel["parallel"]],
+                {"units": "s", "long_name": f"e-prop training wall time per sample, mini-batches of {batch_size}"}),
+            "data_parallel_speedup": results.scalar(parallel["serial"] / parallel["parallel"], "1",
+                                                    f"throughput with {workers} processes over one"),
+            "data_parallel_weight_difference": results.scalar(parallel["weight_difference"], "V",
+                                                              "largest difference between the weights of the two runs"),
+        })
     if with_nest:
         data["speedup"] = results.scalar(timed["nest"]["seconds_per_sample"] / timed["ours"]["seconds_per_sample"],
                                         "1", "NEST time per sample divided by ours")
-    ds = xr.Dataset(data, coords={"implementation": impls, "sequence_steps": lengths})
+    coords = {"implementation": impls, "sequence_steps": lengths}
+    if batch_size > 0:
+        coords["workers"] = [1, workers]
+    ds = xr.Dataset(data, coords=coords)
     results.benchmark_attrs(ds, "eprop_speed_memory", started, n_samples=n_samples,
                            network=f"{N_IN} -> {N_HIDDEN} recurrent -> {N_OUT}, 1 s samples at 1 ms")
     return ds
@@ -232,16 +293,25 @@ def main(argv=None) -> Path:
     parser.add_argument("--lengths", type=int, nargs="+", default=[250, 500, 1000, 2000],
                         help="sequence lengths (1 ms steps) for the memory measurement")
     parser.add_argument("--no-nest", action="store_true", help="skip NEST (when it is not installed)")
+    parser.add_argument("--batch-size", type=int, default=16,
+                        help="data-parallel part: samples per Adam step (0 skips the part)")
+    parser.add_argument("--workers", type=int, default=2, help="data-parallel part: processes")
     parser.add_argument("--out", type=Path, default=Path("results"), help="folder for the results file")
     args = parser.parse_args(argv)
-    ds = run(args.n_samples, args.lengths, args.out, not args.no_nest)
+    if args.batch_size < 0 or args.workers < 2:
+        parser.error("--batch-size must be 0 (skip) or more, and --workers at least 2")
+    ds = run(args.n_samples, args.lengths, args.out, not args.no_nest, args.batch_size, args.workers)
     path = files.write_netcdf(ds, Path(args.out) / "bench_eprop.nc")
     for impl, sec, spk in zip(ds.implementation.values, ds.seconds_per_sample.values, ds.hidden_spikes_per_sample.values):
         print(f"{impl}: {sec:.3f} s per training sample ({spk:.0f} hidden spikes per sample)")
     if "speedup" in ds:
         print(f"speed-up over NEST: {float(ds.speedup):.2f}x")
-    for n, e, b in zip(ds.sequence_steps.values, ds.eprop_peak_memory.values, ds.bptt_peak_memory.values):
-        print(f"{n} steps: e-prop {e:.0f} MiB, BPTT {b:.0f} MiB")
+    for n, e, b, c in zip(ds.sequence_steps.values, ds.eprop_peak_memory.values, ds.bptt_peak_memory.values,
+                          ds.bptt_state_computed.values):
+        print(f"{n} steps: e-prop {e:.0f} MiB, BPTT {b:.0f} MiB (computed from its size: {c:.0f} MiB)")
+    if "data_parallel_speedup" in ds:
+        print(f"data-parallel e-prop: {float(ds.data_parallel_speedup):.2f}x the throughput of one process "
+              f"(weights differ by at most {float(ds.data_parallel_weight_difference):.2g} V)")
     print(f"results: {path}")
     return path
 

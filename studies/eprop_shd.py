@@ -50,7 +50,7 @@ class EPropStudyConfig:
     epochs: int = 5  # passes over the training set
     max_train_seconds: float | None = None  # stop after the epoch that passes this training wall time (it is scored); none: no cap
     chunk_size: int = 100  # most samples per run of the binary (balanced to the set sizes)
-    workers: int = 2  # processes for evaluation chunks
+    workers: int = 2  # processes for evaluation chunks, and for a mini-batch's gradients (params.batch_size > 1)
     params: EPropParams = dataclasses.field(default_factory=EPropParams)  # network and learning constants
 
 
@@ -65,7 +65,10 @@ def run(config: EPropStudyConfig, cache: BuildCache | None = None) -> xr.Dataset
     splits = job.load_splits(config.input)
     y_train, y_val = splits.train.labels, splits.val.labels
     state = job.load_checkpoint()
-    chunk_size = balanced_chunk_size([len(splits.train), len(splits.val), len(splits.test)], config.chunk_size)
+    if p.batch_size > 1:  # a mini-batch is split into one equal chunk per worker, run at once
+        chunk_size = min(config.chunk_size, -(-p.batch_size // max(config.workers, 1)))
+    else:
+        chunk_size = balanced_chunk_size([len(splits.train), len(splits.val), len(splits.test)], config.chunk_size)
     capacity = chunk_capacity([splits.train.samples, splits.val.samples, splits.test.samples], chunk_size,
                               splits.n_channels)
     keys = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "epoch_seconds")
@@ -100,11 +103,15 @@ def run(config: EPropStudyConfig, cache: BuildCache | None = None) -> xr.Dataset
             order = np.random.default_rng([seed, epoch]).permutation(len(splits.train))
             samples = [splits.train.samples[i] for i in order]
             labels = y_train[order]
-            chunks = [slice(i, i + chunk_size) for i in range(0, len(samples), chunk_size)]
+            step = p.batch_size if p.batch_size > 1 else chunk_size  # what runs between checkpoints
+            chunks = [slice(i, i + step) for i in range(0, len(samples), step)]
             bar = tqdm(total=len(samples), initial=sum(c.stop - c.start for c in chunks[:chunk]), unit="sample",
                        desc=f"epoch {epoch + 1}/{config.epochs} e-prop")
             for index in range(chunk, len(chunks)):
-                result = net.run_chunk(samples[chunks[index]], learn=True)
+                if p.batch_size > 1:
+                    result = net.learn_batch(samples[chunks[index]], workers=config.workers)
+                else:
+                    result = net.run_chunk(samples[chunks[index]], learn=True)
                 partial["loss"] += list(result["loss"])
                 partial["correct"] += list((result["logits"].argmax(axis=1) == labels[chunks[index]]).astype(float))
                 save(epoch, index + 1)

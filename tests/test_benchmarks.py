@@ -42,10 +42,14 @@ def test_bench_lsm_tiny(tmp_path):
 def test_bench_eprop_tiny(tmp_path):
     from studies import bench_eprop
 
-    ds = xr.load_dataset(bench_eprop.main(["--n-samples", "2", "--lengths", "50", "400", "--out", str(tmp_path)]))
+    ds = xr.load_dataset(bench_eprop.main(["--n-samples", "4", "--lengths", "50", "400", "--batch-size", "4",
+                                           "--out", str(tmp_path)]))
     assert list(ds.implementation.values) == ["ours", "nest"] and (ds.seconds_per_sample > 0).all()
     assert ds.bptt_peak_memory[1] > ds.bptt_peak_memory[0], "BPTT keeps more for longer sequences"
     assert ds.eprop_peak_memory[1] < 1.5 * ds.eprop_peak_memory[0] + 5, "e-prop's memory should not grow"
+    growth = (ds.bptt_peak_memory[1] - ds.bptt_peak_memory[0]) / (ds.bptt_state_computed[1] - ds.bptt_state_computed[0])
+    assert 0.5 < float(growth) < 2.0, f"BPTT's measured memory grows {float(growth):.2f}x as fast as its computed state"
+    assert float(ds.data_parallel_weight_difference) < 1e-12 and float(ds.data_parallel_speedup) > 0
 
 
 def test_bench_scan_tiny(tmp_path):

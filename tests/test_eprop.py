@@ -158,3 +158,40 @@ def test_the_learning_off_control_trains_only_the_readout(build_dir):
     np.testing.assert_array_equal(net.state_["w_in"], before["w_in"])
     np.testing.assert_array_equal(net.state_["w_rec"], before["w_rec"])
     assert np.abs(net.state_["w_out"] - before["w_out"]).max() > 0
+
+
+def test_mini_batches_step_as_the_binary_and_split_across_processes_without_changing_the_weights(build_dir):
+    """A batch of one sample updates exactly as the binary's own Adam after that sample; a batch of
+    four gives the same weights whether its chunks run in one process or in two (data-parallel)."""
+    rng = np.random.default_rng(5)
+    samples = [preprocess(SpikeSample(rng.integers(0, N_IN, 250), rng.uniform(0, 0.12, 250) * second, k % N_OUT),
+                          Preprocessing(duration=STEPS * ms, dt=1 * ms)) for k in range(4)]
+    params = EPropParams(n_hidden=8, weight_scale=15.0, rate_penalty=1e-3, self_connections=False)
+    net = EPropNetwork(params, N_IN, N_OUT, dt=1 * ms, sample_duration=STEPS * ms, chunk_size=2, capacity=400,
+                       device_name="cpp_standalone", build_dir=build_dir, seed=2)
+    start = {k: np.copy(v) for k, v in net.state_.items()}
+
+    def fresh():
+        net.state_ = {k: np.copy(v) for k, v in start.items()}
+
+    try:
+        net.run_chunk(samples[:1], learn=True)
+        online = dict(net.state_)
+        fresh()
+        net.learn_batch(samples[:1])
+        for key, value in online.items():
+            np.testing.assert_allclose(net.state_[key], value, rtol=1e-9, atol=1e-18, err_msg=key)
+        fresh()
+        serial = net.learn_batch(samples, workers=1)
+        one = dict(net.state_)
+        fresh()
+        parallel = net.learn_batch(samples, workers=2)
+    finally:
+        devices.reset_brian()
+    np.testing.assert_array_equal(parallel["loss"], serial["loss"])
+    for key, value in one.items():
+        np.testing.assert_allclose(net.state_[key], value, rtol=1e-12, atol=0, err_msg=key)
+    assert net.state_["adam_step"] == 1.0
+    for name in ("in", "rec", "out"):
+        assert np.abs(net.state_[f"w_{name}"] - start[f"w_{name}"]).max() > 0, f"w_{name} must learn"
+    assert np.all(np.diag(net.state_["w_rec"]) == 0), "no self-connections appear"
