@@ -22,8 +22,9 @@ liquid state machine, e-prop, the BPTT baseline and the input-count control):
 The shared options (``--dt``, ``--duration``, ``--pool``, ``--n-bins``, ``--device``, ``--workers``,
 ``--lif``) go to every rule that has them; each rule's budget is its registry default
 (``compare_defaults``), changed with ``--set RULE.NAME=VALUE`` (an option fixed so is not tuned).
-Every rule/seed pair runs in a fresh process and writes its own results file under ``OUT/runs/`` as
-it finishes; ``--resume`` continues the searches, keeps a stored pair only when it was made with the
+Every rule/seed pair runs in a fresh process (``--pair-workers N`` of them at once; with
+``--scheduler`` or ``--local-cluster``, as Dask tasks, one core each) and writes its own results
+file under ``OUT/runs/`` as it finishes; ``--resume`` continues the searches, keeps a stored pair only when it was made with the
 same configuration (else it stops and names the fields that differ) and lets an interrupted pair
 resume from its own checkpoints. The combined file ``OUT/compare_<dataset>.nc`` has dimensions
 ``rule`` x ``seed`` (x ``epoch``, x ``test_sample``: which test samples each run got right, for the
@@ -88,8 +89,9 @@ class CompareConfig:
     max_trial_seconds: float | None = None  # tuning: cap per trial on training wall time (none: no cap)
     startup_trials: int = 5  # tuning: random trials before the sampler models the results and the pruner acts
     ablations: bool = True  # also train each rule's learning-off control (same readout, learning switched off)
-    scheduler: str | None = None  # tuning trials on the Dask scheduler at this address
-    local_cluster: int | None = None  # tuning trials on an in-process Dask LocalCluster of this many workers
+    scheduler: str | None = None  # tuning trials and rule/seed runs on the Dask scheduler at this address
+    local_cluster: int | None = None  # tuning trials and rule/seed runs on an in-process Dask LocalCluster of this many workers
+    pair_workers: int = 1  # rule/seed runs trained at once, each in its own process (1: one after another; on Dask: as many as it has workers)
     dt: Quantity = const(1 * ms)  # time step of every rule
     duration: Quantity = const(1 * second)  # sample length of every rule
     pool: int = 1  # neighbouring input channels summed into one, for every rule
@@ -149,9 +151,8 @@ def _run_and_write(spec, config, path):
     run_main(body)  # an expected failure: one line and its exit status, which run_pair passes on
 
 
-def run_pair(spec, config, path: Path, resume: bool) -> xr.Dataset:
-    """One rule and seed in a fresh process (its peak memory is this pair's alone, and no Brian2
-    state carries over); a stored result of the same configuration is kept when resuming."""
+def stored_pair(spec, config, path: Path, resume: bool) -> xr.Dataset | None:
+    """The stored result of this rule and seed when resuming (its configuration checked), else None."""
     current = config_json(dataclasses.replace(config, run=dataclasses.replace(config.run, resume=False)))
     if not resume and path.exists():
         raise ValueError(f"{path} holds a result of an earlier comparison; add --resume to continue that comparison "
@@ -161,6 +162,15 @@ def run_pair(spec, config, path: Path, resume: bool) -> xr.Dataset:
         check_same_config(ds.attrs.get("config", "{}"), current, str(path))
         print(f"{spec.name}, seed {config.run.seed}: done before ({path})", file=sys.stderr)
         return ds
+    return None
+
+
+def run_pair(spec, config, path: Path, resume: bool) -> xr.Dataset:
+    """One rule and seed in a fresh process (its peak memory is this pair's alone, and no Brian2
+    state carries over); a stored result of the same configuration is kept when resuming."""
+    stored = stored_pair(spec, config, path, resume)
+    if stored is not None:
+        return stored
     print(f"{spec.name}, seed {config.run.seed} ...", file=sys.stderr)
     config = dataclasses.replace(config, run=dataclasses.replace(config.run, resume=resume))
     proc = multiprocessing.get_context("spawn").Process(target=_run_and_write, args=(spec, config, path))
@@ -172,6 +182,53 @@ def run_pair(spec, config, path: Path, resume: bool) -> xr.Dataset:
     ds = xr.load_dataset(path)
     print(f"{spec.name}, seed {config.run.seed}: test accuracy {float(ds.test_accuracy):.3f}", file=sys.stderr)
     return ds
+
+
+def pair_on_worker(spec, config, path: Path) -> str:
+    """A Dask task: one rule and seed trained and written in the worker's own process (one core)."""
+    from studies.executors import one_core
+
+    one_core()
+    ds = spec.run(config)
+    files.write_netcdf(ds, path)
+    discard_checkpoints(ds, config.run.out)
+    return str(path)
+
+
+def run_pairs(jobs: dict, config: CompareConfig) -> dict:
+    """Every (label, seed) job ``(spec, study config, path)``: stored ones kept, the rest trained,
+    ``pair_workers`` at once (each a fresh process) or on the Dask cluster."""
+    resume = config.run.resume
+    runs = {key: stored_pair(spec, study, path, resume) for key, (spec, study, path) in jobs.items()}
+    todo = [key for key, ds in runs.items() if ds is None]
+    if config.scheduler or config.local_cluster:
+        from studies.executors import DaskExecutor
+
+        executor = DaskExecutor(config.scheduler, config.local_cluster)
+        try:
+            futures = {}
+            for key in todo:
+                spec, study, path = jobs[key]
+                study = dataclasses.replace(study, run=dataclasses.replace(study.run, resume=resume))
+                print(f"{spec.name}, seed {study.run.seed} ... (Dask)", file=sys.stderr)
+                futures[executor.submit(pair_on_worker, spec, study, path)] = key
+            for future in executor.as_completed(list(futures)):
+                key = futures[future]
+                runs[key] = xr.load_dataset(future.result())
+                print(f"{key[0]}, seed {key[1]}: test accuracy {float(runs[key].test_accuracy):.3f}", file=sys.stderr)
+        finally:
+            executor.close()
+    elif config.pair_workers > 1 and len(todo) > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        # threads only wait: each pair is its own spawned process
+        with ThreadPoolExecutor(config.pair_workers) as pool:
+            done = pool.map(lambda key: run_pair(*jobs[key], resume), todo)
+            runs.update(zip(todo, done))
+    else:
+        for key in todo:
+            runs[key] = run_pair(*jobs[key], resume)
+    return runs
 
 
 def _dense_macs(ds: xr.Dataset, n_steps: int) -> float:
@@ -291,6 +348,8 @@ def compare(config: CompareConfig) -> xr.Dataset:
         raise ValueError(f"--seeds must be at least 1, got {config.seeds}")
     if config.trials < 0:
         raise ValueError(f"--trials must be 0 (no tuning) or more, got {config.trials}")
+    if config.pair_workers < 1:
+        raise ValueError(f"--pair-workers must be at least 1, got {config.pair_workers}")
     for rule in config.rules:
         registry.get(rule)  # unknown rules fail before anything runs
     seeds = [config.run.seed + k for k in range(config.seeds)]
@@ -312,7 +371,7 @@ def compare(config: CompareConfig) -> xr.Dataset:
                 jobs[(rule + OFF, seed)] = (spec, off, Path(config.run.out) / "runs" / f"{rule}{OFF}_seed{seed}.nc")
                 localities[rule + OFF] = "local (readout only)"
     labels = list(dict.fromkeys(label for label, _ in jobs))
-    runs = {key: run_pair(spec, study, path, config.run.resume) for key, (spec, study, path) in jobs.items()}
+    runs = run_pairs(jobs, config)
     n_steps = int(round(float(config.duration / config.dt)))
     combined = combine(runs, labels, seeds, n_steps, localities)
     first = next(iter(runs.values()))

@@ -1,5 +1,6 @@
 """Smoke tests: every benchmark study runs at a tiny size and writes a sensible results file."""
 
+import numpy as np
 import xarray as xr
 
 
@@ -58,3 +59,20 @@ def test_bench_scan_tiny(tmp_path):
     ds = xr.load_dataset(bench_scan.main(["--rule", "bptt", "--points", "2", "--n-train", "30", "--out", str(tmp_path)]))
     assert (ds.points_per_second > 0).all() and ds.speedup > 0
     assert list(ds.binaries_built.values) == [0, 0], "the PyTorch baseline compiles nothing"
+
+
+def test_bench_compare_tiny(tmp_path):
+    from studies import bench_compare
+
+    ds = xr.load_dataset(bench_compare.main(["--n-train", "20", "--n-test", "10", "--rules", "bptt", "counts",
+                                             "--set", "bptt.n_hidden=8", "--dt", "10ms", "--trials", "3",
+                                             "--seeds", "2", "--dask-workers", "4", "--out", str(tmp_path)]))
+    assert list(ds.rule.values) == ["bptt", "counts"] and (ds.seconds_per_sample_epoch > 0).all()
+    assert ds.protocol_epochs.sel(rule="bptt") == 20, "the comparison's budget for BPTT"
+    assert list(ds.has_ablation.values) == [1, 0]
+    # the projection, recomputed from the measured figures: 3 trials and 2 seeds (+ control) per rule
+    run = 2250 * ds.protocol_epochs * ds.seconds_per_sample_epoch + ds.overhead_seconds
+    np.testing.assert_allclose(ds.tuning_core_hours * 3600, 3 * run, rtol=1e-9)
+    np.testing.assert_allclose(ds.seed_runs_core_hours * 3600, 2 * (1 + ds.has_ablation) * run, rtol=1e-9)
+    total = float((ds.tuning_core_hours + ds.seed_runs_core_hours).sum())
+    np.testing.assert_allclose(ds.protocol_wall_hours.values, [max(total / p, float(run.max()) / 3600) for p in (2, 4)])
