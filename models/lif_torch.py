@@ -189,22 +189,22 @@ class RecurrentLIFNetwork(torch.nn.Module):
 
     def backward_state_bytes(self, batch: int, steps: int, train_hidden: bool = True) -> dict[str, int]:
         """What autograd keeps from the forward pass for the backward one, computed from the sizes:
-        per step and sample, four tensors of the hidden layer (the scaled distance to threshold the
-        surrogate needs, ``v - v_reset`` of the reset, the spikes, and their stacked copy the readout
-        multiplies), the readout's drive and the dense input; and the readout kernel (steps x steps).
-        When only the readout learns (``train_hidden`` off), only the stacked spikes and the kernel.
-        The loss keeps a little more (its softmax: per step with the per-step loss). Checked against
-        the tensors autograd saves (``tests/test_learning_state.py``)."""
+        per sample, step and hidden neuron three values (the scaled distance to threshold the
+        surrogate needs, ``v - v_reset`` of the reset, the spikes the readout multiplies) and a
+        boolean (the surrogate's mask), plus one value and one boolean more while the refractory
+        bookkeeping runs (refractory period longer than a step); per sample and step the dense input;
+        and the readout kernel (steps x steps). When only the readout learns (``train_hidden``
+        off), only the spikes and the kernel. The loss keeps a little more (its softmax). Checked
+        against the tensors autograd saves, within 5% (``tests/test_learning_state.py``)."""
         size = self.w_in.element_size()
         n_in, n_hidden = self.w_in.shape
-        n_out = self.w_out.shape[1]
+        kernel = {"readout kernel": size * steps * steps}
         if not train_hidden:
-            return {"hidden spikes, every step": size * batch * steps * n_hidden,
-                    "readout kernel": size * steps * steps}
-        return {"hidden states, every step (4 per neuron)": size * batch * steps * 4 * n_hidden,
-                "readout drive, every step": size * batch * steps * n_out,
-                "dense input, every step": size * batch * steps * n_in,
-                "readout kernel": size * steps * steps}
+            return {"hidden spikes, every step": size * batch * steps * n_hidden, **kernel}
+        refractory = self.constants.refractory_steps > 1
+        per_neuron = (4 * size + 2) if refractory else (3 * size + 1)
+        return {"hidden states, every step": per_neuron * batch * steps * n_hidden,
+                "dense input, every step": size * batch * steps * n_in, **kernel}
 
     def weights_mV(self) -> dict[str, torch.Tensor]:
         return {name: w.detach() * self.unit for name, w in

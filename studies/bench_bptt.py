@@ -3,11 +3,14 @@
     python studies/bench_bptt.py --n-samples 1000 --repeats 3
 
 The same network (700 -> 128 recurrent LIF with synaptic current -> 20 leaky readout), the same
-data (built-in set, 100 steps of 10 ms), batch 64, one thread, Adam, cross-entropy on the maximum
+data (built-in set, 1 s samples in each of ``--steps`` step counts: 100 steps of 10 ms, and the
+comparison's 1,000 steps of 1 ms), batch 64, one thread, Adam, cross-entropy on the maximum
 of the readout over time. snnTorch's model is ``RSynaptic`` (same alpha and beta as our exact
 integrator, threshold 1 in the same weight units) with a ``Synaptic`` readout without reset. The
 two implementations alternate, and the best of ``--repeats`` epochs is kept for each. Target
-(issue 4): ours at least 1.3x faster. snnTorch is a benchmark-only dependency
+(issue 4): ours at least 1.3x faster at 100 steps; (issue 18) 1.5x at 100 and at 1,000 steps. The
+memory autograd holds for one batch's backward pass is recorded for both (the distinct storages of
+the saved tensors), with ours computed from the network's size beside it. snnTorch is a benchmark-only dependency
 (``requirements-bench.txt``).
 """
 
@@ -74,17 +77,35 @@ def _epoch(model, forward, x, y, batch_size, optimizer) -> float:
     return time.perf_counter() - start
 
 
-def run(n_samples: int, repeats: int, threads: int) -> xr.Dataset:
-    started = results.now()
-    torch.set_num_threads(threads)
+def _held_for_backward(model, forward, x, y) -> float:
+    """MiB that autograd keeps from one batch's forward pass for its backward pass (distinct
+    storages of the saved tensors, parameters excluded): the memory BPTT needs in order to learn."""
+    seen = {}
+
+    def pack(tensor):
+        storage = tensor.untyped_storage()
+        seen[storage.data_ptr()] = storage.nbytes()
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        loss = torch.nn.functional.cross_entropy(forward(model, x).max(dim=1).values, y)
+    del loss
+    params = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    return sum(n for ptr, n in seen.items() if ptr not in params) / 2 ** 20
+
+
+def time_at(n_samples: int, repeats: int, steps: int) -> dict:
+    """Both implementations on 1 s samples in ``steps`` steps: best epoch time per 1,000 samples,
+    and the memory each holds for one batch's backward pass."""
     p = BPTTParams()
+    dt = 1000 * ms / steps
     data = load_splits("synthetic", synthetic=SyntheticConfig(n_train=n_samples + 1, n_test=1),
-                       preprocessing=Preprocessing(dt=10 * ms), val_fraction=1 / (n_samples + 1))
-    x = torch.from_numpy(to_dense(data.train.samples, 700, 100, 10 * ms))
+                       preprocessing=Preprocessing(dt=dt), val_fraction=1 / (n_samples + 1))
+    x = torch.from_numpy(to_dense(data.train.samples, 700, steps, dt))
     y = torch.as_tensor(data.train.labels)
-    k = lif_constants(p.lif, 10 * ms)
+    k = lif_constants(p.lif, dt)
     gen = torch.Generator().manual_seed(0)
-    ours = RecurrentLIFNetwork(700, 128, 20, p.lif, 10 * ms, generator=gen)
+    ours = RecurrentLIFNetwork(700, 128, 20, p.lif, dt, generator=gen)
     theirs = _snntorch_model(700, 128, 20, k, gen)
     contenders = {
         "ours": (ours, lambda m, xb: m(xb)[0], torch.optim.Adam(ours.parameters(), lr=p.learning_rate)),
@@ -94,18 +115,33 @@ def run(n_samples: int, repeats: int, threads: int) -> xr.Dataset:
     for _ in range(repeats):
         for name, (model, forward, optimizer) in contenders.items():
             times[name].append(_epoch(model, forward, x, y, p.batch_size, optimizer))
-    per_1000 = {name: 1000 * min(t) / len(x) for name, t in times.items()}
+    batch = slice(0, min(p.batch_size, len(x)))
+    held = {name: _held_for_backward(model, forward, x[batch], y[batch]) for name, (model, forward, _) in contenders.items()}
+    return {"per_1000": {name: 1000 * min(t) / len(x) for name, t in times.items()}, "held": held,
+            "computed": sum(ours.backward_state_bytes(batch.stop, steps).values()) / 2 ** 20}
+
+
+def run(n_samples: int, repeats: int, threads: int, steps: list[int] = (100,)) -> xr.Dataset:
+    started = results.now()
+    torch.set_num_threads(threads)
+    timed = {n: time_at(n_samples, repeats, n) for n in steps}
+    names = ["ours", "snntorch"]
     ds = xr.Dataset(
         {
-            "epoch_seconds_per_1000": ("implementation", [per_1000["ours"], per_1000["snntorch"]],
+            "epoch_seconds_per_1000": (("sequence_steps", "implementation"),
+                                       [[timed[n]["per_1000"][i] for i in names] for n in steps],
                                        {"units": "s", "long_name": "training time per 1,000 samples (best epoch)"}),
-            "speedup": results.scalar(per_1000["snntorch"] / per_1000["ours"], "1",
-                                     "snnTorch time divided by ours"),
+            "speedup": ("sequence_steps", [timed[n]["per_1000"]["snntorch"] / timed[n]["per_1000"]["ours"] for n in steps],
+                        {"units": "1", "long_name": "snnTorch time divided by ours"}),
+            "held_for_backward": (("sequence_steps", "implementation"), [[timed[n]["held"][i] for i in names] for n in steps],
+                                  {"units": "MiB", "long_name": "memory autograd holds for one batch's backward pass"}),
+            "state_computed": ("sequence_steps", [timed[n]["computed"] for n in steps],
+                               {"units": "MiB", "long_name": "ours: backward state computed from the network's size"}),
         },
-        coords={"implementation": ["ours", "snntorch"]},
+        coords={"sequence_steps": list(steps), "implementation": names},
     )
-    results.benchmark_attrs(ds, "bptt_epoch_time", started, n_samples=len(x), repeats=repeats, threads=threads,
-                           network="700 -> 128 recurrent -> 20, 100 steps of 10 ms, batch 64")
+    results.benchmark_attrs(ds, "bptt_epoch_time", started, n_samples=n_samples, repeats=repeats, threads=threads,
+                           network="700 -> 128 recurrent -> 20, 1 s samples, batch 64")
     return ds
 
 
@@ -115,12 +151,20 @@ def main(argv=None) -> Path:
     parser.add_argument("--n-samples", type=int, default=1000, help="training samples per timed epoch")
     parser.add_argument("--repeats", type=int, default=3, help="timed epochs per implementation")
     parser.add_argument("--threads", type=int, default=1, help="PyTorch threads")
+    parser.add_argument("--steps", type=int, nargs="+", default=[100, 1000],
+                        help="time steps per 1 s sample (100: 10 ms steps; 1000: the comparison's 1 ms)")
     parser.add_argument("--out", type=Path, default=Path("results"), help="folder for the results file")
     args = parser.parse_args(argv)
-    ds = run(args.n_samples, args.repeats, args.threads)
+    if any(n < 2 for n in args.steps) or args.n_samples < 1:
+        parser.error("--steps must be at least 2 and --n-samples at least 1")
+    ds = run(args.n_samples, args.repeats, args.threads, args.steps)
     path = files.write_netcdf(ds, Path(args.out) / "bench_bptt.nc")
-    ours, theirs = ds.epoch_seconds_per_1000.values
-    print(f"per 1,000 samples: ours {ours:.2f} s, snnTorch {theirs:.2f} s; speed-up {float(ds.speedup):.2f}x")
+    for n in ds.sequence_steps.values:
+        r = ds.sel(sequence_steps=n)
+        ours, theirs = r.epoch_seconds_per_1000.values
+        held_ours, held_theirs = r.held_for_backward.values
+        print(f"{n} steps: per 1,000 samples ours {ours:.2f} s, snnTorch {theirs:.2f} s, speed-up {float(r.speedup):.2f}x; "
+              f"held for backward ours {held_ours:.1f} MiB (computed {float(r.state_computed):.1f}), snnTorch {held_theirs:.1f} MiB")
     print(f"results: {path}")
     return path
 

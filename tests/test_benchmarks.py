@@ -15,8 +15,12 @@ def test_bench_stdp_tiny(tmp_path):
 def test_bench_bptt_tiny(tmp_path):
     from studies import bench_bptt
 
-    ds = xr.load_dataset(bench_bptt.main(["--n-samples", "64", "--repeats", "1", "--out", str(tmp_path)]))
-    assert (ds.epoch_seconds_per_1000 > 0).all() and ds.speedup > 0
+    ds = xr.load_dataset(bench_bptt.main(["--n-samples", "64", "--repeats", "1", "--steps", "50", "200",
+                                          "--out", str(tmp_path)]))
+    assert (ds.epoch_seconds_per_1000 > 0).all() and (ds.speedup > 0).all()
+    held = ds.held_for_backward.sel(implementation="ours")
+    assert float(held[1]) > 3 * float(held[0]), "BPTT's memory grows with the number of steps"
+    np.testing.assert_allclose(held, ds.state_computed, rtol=0.05)
 
 
 def test_bench_cochlea_tiny(tmp_path):
