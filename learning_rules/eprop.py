@@ -58,9 +58,12 @@ the same network with the same surrogate, so that they differ only in how credit
 - Self-connections are kept in the recurrent weights by default (the paper has none:
   ``self_connections=False``, which the BPTT baseline offers too): the baseline's recurrent matrix
   (after Zenke & Vogels' recurrent SHD network) is full, and both rules train the same network.
-- Adam after every sample (batch size 1), where the paper averages gradients over mini-batches
-  before each Adam step: e-prop's claim is learning online, one sample at a time, with nothing
-  stored across samples but the weights and Adam's moments.
+- Adam after every sample (batch size 1) by default, where the paper averages gradients over
+  mini-batches before each Adam step: e-prop's claim is learning online, one sample at a time, with
+  nothing stored across samples but the weights and Adam's moments. ``batch_size`` restores the
+  paper's mini-batches (one Adam step on the mean gradient of each batch), which
+  :meth:`EPropNetwork.learn_batch` computes data-parallel: the batch's chunks run at once in forked
+  processes from the same weights, their gradient sums added before the step.
 """
 
 from __future__ import annotations

@@ -69,10 +69,7 @@ def run(config: BPTTStudyConfig, cache=None) -> xr.Dataset:
     else:
         clf.initialize(classes)
 
-    def over_budget() -> bool:
-        return config.max_train_seconds is not None and sum(history["epoch_seconds"]) >= config.max_train_seconds
-
-    while clf.epochs_done_ < config.epochs and not over_budget():
+    while clf.epochs_done_ < config.epochs and not job.over_time_budget(history["epoch_seconds"]):
         t_epoch = time.perf_counter()
         clf.partial_fit(splits.train.samples, y_train)
         loss, train_acc = clf.loss_, clf.train_accuracy_

@@ -95,10 +95,7 @@ def run(config: EPropStudyConfig, cache: BuildCache | None = None) -> xr.Dataset
                 arrays.update({f"best_{k}": v for k, v in best.items()})
             job.save_checkpoint(**arrays)
 
-        def over_budget() -> bool:
-            return config.max_train_seconds is not None and sum(history["epoch_seconds"]) >= config.max_train_seconds
-
-        while epoch < config.epochs and not over_budget():
+        while epoch < config.epochs and not job.over_time_budget(history["epoch_seconds"]):
             t_epoch = time.perf_counter()
             order = np.random.default_rng([seed, epoch]).permutation(len(splits.train))
             samples = [splits.train.samples[i] for i in order]

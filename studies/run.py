@@ -163,6 +163,13 @@ class Run:
         for listener in list(_EPOCH_LISTENERS):
             listener(int(epoch), float(val_accuracy))
 
+    def over_time_budget(self, epoch_seconds) -> bool:
+        """Whether the training wall time so far (``epoch_seconds``, one per epoch done) has reached
+        the study's ``max_train_seconds`` (a study without that option has no budget). The epoch
+        that passes it still counts: it is scored."""
+        budget = getattr(self.config, "max_train_seconds", None)
+        return budget is not None and float(sum(epoch_seconds)) >= budget
+
     def note_resume(self, where: str) -> None:
         print(f"resuming {self.rule} {where}", file=sys.stderr)
 

@@ -129,7 +129,7 @@ def run(config: STDPStudyConfig, cache: BuildCache | None = None) -> xr.Dataset:
             job.save_checkpoint(**arrays)
 
         epochs = config.epochs if config.learn else 0
-        while epoch < epochs and not (config.max_train_seconds is not None and elapsed >= config.max_train_seconds):
+        while epoch < epochs and not job.over_time_budget([elapsed]):
             t_epoch = time.perf_counter()
             order = np.random.default_rng([seed, epoch]).permutation(len(splits.train))
             samples = [splits.train.samples[i] for i in order]

@@ -131,3 +131,11 @@ def test_per_step_loss_and_a_network_without_self_connections():
     assert torch.all(torch.diag(clf.model_.w_rec) == 0) and not torch.equal(clf.model_.w_rec, before)
     # the prediction is the class of the largest mean readout, as e-prop's
     torch.testing.assert_close(clf._logits(readout), readout.mean(dim=1))
+
+
+def test_training_stops_after_the_epoch_that_passes_the_time_budget(tmp_path):
+    from studies import bptt_shd
+
+    ds = xr.load_dataset(bptt_shd.main(["--dataset", "synthetic", "--n-train", "40", "--n-test", "10", "--epochs", "5",
+                                        "--n-hidden", "8", "--max-train-seconds", "1e-6", "--out", str(tmp_path)]))
+    assert ds.sizes["epoch"] == 1 and float(ds.epoch_seconds.sum()) >= 1e-6, "the epoch that passes the budget is scored"
