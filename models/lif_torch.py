@@ -221,3 +221,22 @@ class RecurrentLIFNetwork(torch.nn.Module):
         if self._kernel is None or self._kernel.shape[0] != steps or self._kernel.dtype != x.dtype:
             self._kernel = readout_kernel(self.constants, steps, x.dtype, x.device)
         return run_readout(spikes, self.w_out, self.params, self.dt, self._kernel), spikes
+
+
+def held_for_backward(model: torch.nn.Module, loss_of) -> int:
+    """Bytes that autograd keeps from ``loss_of(model)`` (a forward pass and its loss) for the
+    backward pass: the distinct storages of the tensors it saves, the model's parameters excluded
+    (they exist for inference too). A measurement, for checking
+    :meth:`RecurrentLIFNetwork.backward_state_bytes` and comparing implementations."""
+    seen = {}
+
+    def pack(tensor):
+        storage = tensor.untyped_storage()
+        seen[storage.data_ptr()] = storage.nbytes()
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        loss = loss_of(model)
+    del loss
+    params = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    return sum(n for ptr, n in seen.items() if ptr not in params)

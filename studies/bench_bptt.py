@@ -32,7 +32,7 @@ from brian2 import ms
 from datasets import Preprocessing, load_splits, to_dense
 from datasets.synthetic_bursts import SyntheticConfig
 from learning_rules.bptt import BPTTParams
-from models.lif_torch import RecurrentLIFNetwork, lif_constants
+from models.lif_torch import RecurrentLIFNetwork, held_for_backward, lif_constants
 from models import files
 from studies import results
 from studies.cli import run_main
@@ -77,23 +77,6 @@ def _epoch(model, forward, x, y, batch_size, optimizer) -> float:
     return time.perf_counter() - start
 
 
-def _held_for_backward(model, forward, x, y) -> float:
-    """MiB that autograd keeps from one batch's forward pass for its backward pass (distinct
-    storages of the saved tensors, parameters excluded): the memory BPTT needs in order to learn."""
-    seen = {}
-
-    def pack(tensor):
-        storage = tensor.untyped_storage()
-        seen[storage.data_ptr()] = storage.nbytes()
-        return tensor
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
-        loss = torch.nn.functional.cross_entropy(forward(model, x).max(dim=1).values, y)
-    del loss
-    params = {p.untyped_storage().data_ptr() for p in model.parameters()}
-    return sum(n for ptr, n in seen.items() if ptr not in params) / 2 ** 20
-
-
 def time_at(n_samples: int, repeats: int, steps: int) -> dict:
     """Both implementations on 1 s samples in ``steps`` steps: best epoch time per 1,000 samples,
     and the memory each holds for one batch's backward pass."""
@@ -116,7 +99,8 @@ def time_at(n_samples: int, repeats: int, steps: int) -> dict:
         for name, (model, forward, optimizer) in contenders.items():
             times[name].append(_epoch(model, forward, x, y, p.batch_size, optimizer))
     batch = slice(0, min(p.batch_size, len(x)))
-    held = {name: _held_for_backward(model, forward, x[batch], y[batch]) for name, (model, forward, _) in contenders.items()}
+    held = {name: held_for_backward(model, lambda m, f=forward: torch.nn.functional.cross_entropy(
+                f(m, x[batch]).max(dim=1).values, y[batch])) / 2 ** 20 for name, (model, forward, _) in contenders.items()}
     return {"per_1000": {name: 1000 * min(t) / len(x) for name, t in times.items()}, "held": held,
             "computed": sum(ours.backward_state_bytes(batch.stop, steps).values()) / 2 ** 20}
 

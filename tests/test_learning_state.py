@@ -12,26 +12,19 @@ from datasets.records import SpikeSample, preprocess
 from learning_rules import eprop, stdp
 from models.engine import devices
 from models.lif import LIFParams
-from models.lif_torch import RecurrentLIFNetwork
+from models.lif_torch import RecurrentLIFNetwork, held_for_backward
 
 
 def _saved_bytes(net, x, per_step: bool):
-    """Bytes of the distinct storages autograd keeps from one forward pass and loss (parameters
-    excluded: they exist for inference too)."""
-    seen = {}
+    target = torch.zeros(x.shape[0], dtype=torch.long)
 
-    def pack(tensor):
-        storage = tensor.untyped_storage()
-        seen[storage.data_ptr()] = storage.nbytes()
-        return tensor
+    def loss_of(model):
+        readout, _ = model(x)
+        if per_step:
+            return torch.nn.functional.cross_entropy(readout.flatten(0, 1), target.repeat_interleave(x.shape[1]))
+        return torch.nn.functional.cross_entropy(readout.max(dim=1).values, target)
 
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
-        readout, spikes = net(x)
-        target = torch.zeros(x.shape[0], dtype=torch.long)
-        logits = readout.flatten(0, 1) if per_step else readout.max(dim=1).values
-        torch.nn.functional.cross_entropy(logits, target.repeat_interleave(x.shape[1]) if per_step else target)
-    params = {p.untyped_storage().data_ptr() for p in net.parameters()}
-    return sum(n for ptr, n in seen.items() if ptr not in params)
+    return held_for_backward(net, loss_of)
 
 
 @pytest.mark.parametrize("dt", [1 * ms, 5 * ms])  # with and without the refractory bookkeeping (t_ref 2 ms)
