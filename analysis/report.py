@@ -409,6 +409,10 @@ def recommendations(ds: xr.Dataset) -> list[str]:
                    f"({values[low]:.3g} {unit}; {others}; {where}). These are means over seeds without a "
                    "significance test; treat ratios under 2x as indicative.")
 
+    shared = str(ds.attrs.get("runs_at_once", "1"))
+    if shared != "1":
+        out.append(f"- Training times were measured with several runs at once ({shared}): each includes the others' "
+                   "load, so the training-cost comparison below is rough.")
     cheapest("train_seconds", "Training cost", "accuracy_vs_training_time", "s")
     cheapest("energy_per_inference", "Inference energy", "accuracy_vs_energy", "uJ")
     cheapest("learning_state", "Memory to learn", None, "MiB")
@@ -447,6 +451,9 @@ def limitations(ds: xr.Dataset) -> list[str]:
     out.append("- Energy counts synaptic events and readout multiply-accumulates only, at 45 nm float precision "
                "(Horowitz 2014); it leaves out neuron updates, memory traffic, the cost of learning and any "
                "hardware's own overheads, so it compares inference workloads, not chips.")
+    if str(ds.attrs.get("runs_at_once", "1")) == "dask":
+        out.append("- The runs trained on a Dask cluster: the hardware line describes the machine that combined them, "
+                   "and each run's peak memory is that of its worker process, which may have run other runs before.")
     out.append("- Wall times and peak memory come from one shared machine (see Hardware) and from this project's "
                "implementations (Brian2 code generation for STDP, the liquid and e-prop; PyTorch for BPTT); a "
                "different simulator or a GPU changes them.")

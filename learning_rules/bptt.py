@@ -106,6 +106,10 @@ class BPTTClassifier(BaseEstimator, ClassifierMixin):
                                           recurrent=p.recurrent, self_connections=p.self_connections,
                                           slope=p.surrogate_slope,
                                           weight_scale=p.weight_scale, generator=generator).to(self.torch_device)
+        if not p.train_hidden:  # frozen, so autograd keeps nothing for them (the learning-off control)
+            for frozen in (self.model_.w_in, self.model_.w_rec):
+                if frozen is not None:
+                    frozen.requires_grad_(False)
         trained = self.model_.parameters() if p.train_hidden else [self.model_.w_out]
         self.optimizer_ = torch.optim.Adam(trained, lr=p.learning_rate)
         self.epochs_done_ = 0

@@ -280,10 +280,10 @@ def learning_state_bytes(params: EPropParams, n_inputs: int) -> dict[str, int]:
     eligibility trace and its two readout filters (``eps``, ``ebar_I``, ``ebar_v``); per input the
     filtered spike train ``pI``; per hidden neuron ``pI``, the pseudo-derivative term ``qv``, the
     learning signal ``L`` and the rate error. Independent of the sample's length (BPTT's grows with
-    it). With ``train_hidden`` off only the readout learns, from the hidden ``pI``."""
+    it). With ``train_hidden`` off only the readout learns, from the hidden ``pI`` and its filter ``qv``."""
     n_hidden = params.n_hidden
     if not params.train_hidden:
-        return {"filtered hidden spikes, one per hidden neuron": 8 * n_hidden}
+        return {"filtered hidden spikes and their readout filter, two per hidden neuron": 8 * 2 * n_hidden}
     synapses = n_inputs * n_hidden
     if params.recurrent:
         synapses += n_hidden * n_hidden - (0 if params.self_connections else n_hidden)

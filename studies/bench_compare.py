@@ -6,7 +6,9 @@ Part 1, measured: every rule at the comparison's settings (its ``compare_default
 step, duration and device: what ``studies/compare_shd.py`` would train), one epoch on ``--n-train``
 samples, each in a fresh process, one after another on this machine. Recorded per rule: the wall
 time per training sample-epoch (validation included, at the protocol's 10% validation share) and the
-rest of a run's wall time (start-up, data, build, test), taken as a fixed cost per run.
+rest of a run's wall time (start-up, data, build), taken as a fixed cost per run. Each run uses one
+process (``workers=1``), as a slot of the projection does; testing a sample is counted as costly as
+training one for an epoch (an upper bound: inference needs no update).
 
 Part 2, projected: the whole protocol on FSDD's official split (2,250 training samples, validation
 included; 250 test samples): per rule ``--trials`` tuning trials (each at most ``--max-sample-epochs``
@@ -50,16 +52,20 @@ def measure(config: compare_shd.CompareConfig) -> dict[str, dict]:
     for rule, study in per_rule.items():
         spec = registry.get(rule)
         epochs = int(getattr(study, "epochs", 1) or 1)
-        if "epochs" in leaves(type(study)):
-            study = apply(study, {"epochs": 1})
+        names = leaves(type(study))
+        study = apply(study, {**({"epochs": 1} if "epochs" in names else {}),
+                              **({"workers": 1} if "workers" in names else {})})
         path = Path(config.run.out) / "runs" / f"{rule}_measure.nc"
         path.unlink(missing_ok=True)
         start = time.perf_counter()
         ds = compare_shd.run_pair(spec, study, path, resume=False)
         wall = time.perf_counter() - start
-        n_train = int(ds.attrs["n_train"])
+        # training time includes validation: per sample of the training split it was carved from
+        n_train = int(ds.attrs["n_train"]) + int(ds.attrs["n_val"])
         train = float(ds.train_seconds)
-        measured[rule] = {"seconds_per_sample_epoch": train / n_train, "overhead_seconds": max(wall - train, 0.0),
+        per_sample = train / n_train
+        tested = per_sample * int(ds.attrs["n_test"])
+        measured[rule] = {"seconds_per_sample_epoch": per_sample, "overhead_seconds": max(wall - train - tested, 0.0),
                           "protocol_epochs": epochs, "ablation": int(bool(spec.ablation)), "n_train": n_train}
     return measured
 
@@ -71,8 +77,9 @@ def project(measured: dict[str, dict], *, trials: int, seeds: int, max_sample_ep
     for rule, m in measured.items():
         full = n_train * m["protocol_epochs"]
         capped = min(full, max_sample_epochs) if max_sample_epochs else full
-        run = full * m["seconds_per_sample_epoch"] + m["overhead_seconds"]
-        tuning[rule] = trials * (capped * m["seconds_per_sample_epoch"] + m["overhead_seconds"])
+        test = FSDD_TEST * m["seconds_per_sample_epoch"]
+        run = full * m["seconds_per_sample_epoch"] + m["overhead_seconds"] + test
+        tuning[rule] = trials * (capped * m["seconds_per_sample_epoch"] + m["overhead_seconds"])  # no test
         pairs[rule] = seeds * (1 + m["ablation"]) * run
         longest = max(longest, run)
     total = sum(tuning.values()) + sum(pairs.values())
@@ -96,7 +103,7 @@ def run(config: compare_shd.CompareConfig, dask_workers: list[int]) -> xr.Datase
             "seconds_per_sample_epoch": ("rule", per_rule("seconds_per_sample_epoch"),
                                          {"units": "s", "long_name": "training wall time per sample-epoch (validation included)"}),
             "overhead_seconds": ("rule", per_rule("overhead_seconds"),
-                                 {"units": "s", "long_name": "rest of a run's wall time (start-up, data, build, test)"}),
+                                 {"units": "s", "long_name": "rest of a run's wall time (start-up, data, build)"}),
             "protocol_epochs": ("rule", per_rule("protocol_epochs"), {"units": "1", "long_name": "epochs of a run in the protocol"}),
             "has_ablation": ("rule", per_rule("ablation"), {"units": "1", "long_name": "1 when the rule has a learning-off control"}),
             "tuning_core_hours": ("rule", [plan["tuning"][r] / 3600 for r in rules],

@@ -185,7 +185,8 @@ def run_pair(spec, config, path: Path, resume: bool) -> xr.Dataset:
 
 
 def pair_on_worker(spec, config, path: Path) -> str:
-    """A Dask task: one rule and seed trained and written in the worker's own process (one core)."""
+    """A Dask task: one rule and seed trained and written in the worker's own process (one core).
+    Its ``peak_memory`` is that worker process's, which may have run other pairs before."""
     from studies.executors import one_core
 
     one_core()
@@ -199,9 +200,13 @@ def run_pairs(jobs: dict, config: CompareConfig) -> dict:
     """Every (label, seed) job ``(spec, study config, path)``: stored ones kept, the rest trained,
     ``pair_workers`` at once (each a fresh process) or on the Dask cluster."""
     resume = config.run.resume
+    dask = bool(config.scheduler or config.local_cluster)
+    if dask:  # one core per task: a Dask worker is a daemon and cannot start evaluation processes
+        jobs = {key: (spec, apply(study, {"workers": 1}) if "workers" in leaves(type(study)) else study, path)
+                for key, (spec, study, path) in jobs.items()}
     runs = {key: stored_pair(spec, study, path, resume) for key, (spec, study, path) in jobs.items()}
     todo = [key for key, ds in runs.items() if ds is None]
-    if config.scheduler or config.local_cluster:
+    if dask:
         from studies.executors import DaskExecutor
 
         executor = DaskExecutor(config.scheduler, config.local_cluster)
@@ -259,7 +264,7 @@ def combine(runs: dict[tuple[str, int], xr.Dataset], rules: list[str], seeds: li
     curves = np.full((len(rules), len(seeds), n_epochs), np.nan)
     train_curves = np.full((len(rules), len(seeds), n_epochs), np.nan)
     n_classes = max(int(ds.sizes.get("true_class", 0)) for ds in runs.values())
-    confusion = np.zeros((len(rules), n_classes, n_classes), dtype=np.int64)
+    confusion = np.full((len(rules), n_classes, n_classes), -1, dtype=np.int64)
     correct = np.full((len(rules), len(seeds), n_test), -1, dtype=np.int8)
     sample_epochs = np.full((len(rules), len(seeds)), -1, dtype=np.int64)
     test_labels = None
@@ -270,7 +275,7 @@ def combine(runs: dict[tuple[str, int], xr.Dataset], rules: list[str], seeds: li
         if "train_accuracy" in ds:
             train_curves[r, k, :len(curve)] = np.asarray(ds.train_accuracy.values, dtype=float)
         if "confusion" in ds and ds.confusion.shape == (n_classes, n_classes):
-            confusion[r] += ds.confusion.values.astype(np.int64)
+            confusion[r] = np.maximum(confusion[r], 0) + ds.confusion.values.astype(np.int64)
         sample_epochs[r, k] = int(ds.attrs.get("n_train", 0)) * int(ds.sizes.get("epoch", 1))
         if "test_prediction" in ds:
             correct[r, k] = ds.test_prediction.values == ds.test_label.values
@@ -281,7 +286,7 @@ def combine(runs: dict[tuple[str, int], xr.Dataset], rules: list[str], seeds: li
     data["train_accuracy"] = (("rule", "seed", "epoch"), train_curves,
                               {"units": "1", "long_name": "training accuracy (NaN: the rule's readout is fitted once, after training)"})
     data["confusion"] = (("rule", "true_class", "predicted_class"), confusion,
-                         {"units": "1", "long_name": "test confusion matrix, summed over seeds"})
+                         {"units": "1", "long_name": "test confusion matrix, summed over seeds (-1: not recorded)"})
     data["test_correct"] = (("rule", "seed", "test_sample"), correct,
                             {"units": "1", "long_name": "1 where the run classified the test sample correctly (-1: not recorded)"})
     if test_labels is not None:
@@ -381,6 +386,7 @@ def compare(config: CompareConfig) -> xr.Dataset:
     combined.attrs.update(
         study="compare", device=config.device, lif=config_json(config.lif), preprocessing=first.attrs["preprocessing"],
         config=config_json(config), tuned=int(config.trials > 0),
+        runs_at_once="dask" if (config.scheduler or config.local_cluster) else int(config.pair_workers),
         tuning_trials=int(config.trials), ablation_suffix=OFF,
         ablations=json.dumps({rule: registry.get(rule).ablation for rule in config.rules if registry.get(rule).ablation}),
         tuning=json.dumps({rule: {k: (ds.attrs[k].item() if hasattr(ds.attrs[k], "item") else ds.attrs[k])

@@ -230,7 +230,7 @@ def run(config: STDPStudyConfig, cache: BuildCache | None = None) -> xr.Dataset:
                         {"units": "1", "long_name": "spike counts of the layer per test sample and time bin"}),
         **results.prediction_vars(trained["predicted"], y["test"]),
         **results.readout_macs(test.shape[1] * test.shape[2], n_classes),
-        **results.learning_state_vars({**learning_state_bytes(config.params, n_in),
+        **results.learning_state_vars({**(learning_state_bytes(config.params, n_in) if config.learn else {}),
                                        **results.readout_features_bytes(len(splits.train), test.shape[1] * test.shape[2])}),
     }
     if control is not None:

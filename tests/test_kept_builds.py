@@ -2,6 +2,7 @@
 
 import dataclasses
 import gc
+import os
 from pathlib import Path
 
 import numpy as np
@@ -180,8 +181,14 @@ def test_the_store_survives_a_torn_entry_and_keeps_only_the_newest(tmp_path, mon
         (project / "main.o").write_text(name)
         (project / "results" / "out").write_text("data of one run")
         build_store.keep(project, name)
-    kept = sorted(p.name for p in (tmp_path / "store").iterdir())
-    assert len(kept) == 2 and "k3" in kept
+    store = tmp_path / "store"
+    assert sorted(p.name for p in store.iterdir() if p.is_symlink()) == ["k2", "k3"], "the least recently used key goes"
+    entries = sorted(p.name.rsplit("-", 1)[0] for p in store.iterdir() if p.is_dir() and not p.is_symlink())
+    assert entries == ["k2", "k3"], "and so does its build"
+    before = os.readlink(store / "k3")
+    build_store.keep(tmp_path / "k3", "k3")  # a newer build of k3: the link moves, the older entry stays a while
+    assert os.readlink(store / "k3") != before and (store / before).is_dir()
+    assert len([p for p in store.iterdir() if p.is_dir() and not p.is_symlink()]) == 3
     assert not (tmp_path / "store" / "k3" / "results").exists(), "run data is not part of a build"
     target = tmp_path / "fresh"
     target.mkdir()

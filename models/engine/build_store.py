@@ -9,6 +9,12 @@ seed, a resumed run, the next pair of a comparison), a few files when a constant
 code changed. The key only chooses which earlier build to start from; ``make`` decides what to
 recompile from the files themselves, so a seed from another network costs time, never correctness.
 
+Each kept build is a folder that is never changed once written (``KEY-<unique>``); the link
+``KEY`` points to the newest and is replaced atomically, so a build is always seeded from one
+consistent earlier build (a source and its object from the same build), even while another
+process keeps a newer one. The key names the host and its processor: Brian2 compiles with
+``-march=native``, so objects never travel between machines through a shared home folder.
+
 The store lives in ``$SNN_RULES_BUILD_STORE`` if set (``off`` switches it off), else in
 ``$XDG_CACHE_HOME/snn-rules-study/brian2-builds/`` (default ``~/.cache``). It holds at most
 :data:`MAX_ENTRIES` builds (a few MiB each); the least recently used go first. Only
@@ -19,12 +25,15 @@ another folder would recompile everything anyway).
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
+import platform
 import shutil
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 ENV = "SNN_RULES_BUILD_STORE"
@@ -43,12 +52,23 @@ def root() -> Path | None:
     return Path(base) / "snn-rules-study" / "brian2-builds"
 
 
+@functools.lru_cache(maxsize=None)
+def _machine() -> str:
+    """The host and its processor (Brian2 compiles with -march=native)."""
+    model = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("model name", "flags")):
+                model += "|" + line.split(":", 1)[1].strip()
+    return f"{platform.node()}|{platform.machine()}|{model}|{os.environ.get('CXX', '')}"
+
+
 def project_key(network, device_name: str) -> str:
-    """Which earlier build a new one starts from: the device, Brian2's version, the Python that
-    builds (its paths are in the makefile) and the network's objects by class and name."""
+    """Which earlier build a new one starts from: the machine, the device, Brian2's version, the
+    Python that builds (its paths are in the makefile) and the network's objects by class and name."""
     import brian2
 
-    parts = [device_name, brian2.__version__, sys.executable]
+    parts = [_machine(), device_name, brian2.__version__, sys.executable]
     parts += sorted(f"{type(obj).__name__}:{obj.name}" for obj in network.objects)
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:24]
 
@@ -64,13 +84,16 @@ def seed(build_dir: Path, key: str) -> bool:
     store = root()
     if store is None or not _is_empty(build_dir):
         return False
-    entry = store / key
+    try:
+        entry = store / os.readlink(store / key)  # resolved once: an entry never changes
+    except OSError:
+        return False
     if not entry.is_dir():
         return False
     try:
         shutil.copytree(entry, build_dir, symlinks=True, dirs_exist_ok=True)
-        with contextlib.suppress(OSError):
-            os.utime(entry)  # recently used
+        with contextlib.suppress(OSError, NotImplementedError):
+            os.utime(store / key, follow_symlinks=False)  # recently used
         return True
     except (OSError, shutil.Error):
         for child in list(build_dir.iterdir()):
@@ -92,29 +115,42 @@ def keep(build_dir: Path, key: str) -> None:
         staging = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=store))
     except OSError:
         return
+    name = f"{key}-{uuid.uuid4().hex[:12]}"
+    link = store / f".{name}.link"
     try:
         shutil.copytree(build_dir, staging, symlinks=True, dirs_exist_ok=True,
                         ignore=lambda folder, names: [n for n in names if Path(folder) == build_dir and n in _NOT_KEPT])
-        entry, retired = store / key, store / f".{key}-retired-{os.getpid()}"
-        with contextlib.suppress(FileNotFoundError):
-            os.rename(entry, retired)
-        os.rename(staging, entry)  # fails only if another process kept one in between: theirs stays
+        os.rename(staging, store / name)  # complete before anything points to it
+        os.symlink(name, link)
+        os.replace(link, store / key)  # atomic: a reader sees the old entry or the new one
     except (OSError, shutil.Error):
         pass
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-        shutil.rmtree(store / f".{key}-retired-{os.getpid()}", ignore_errors=True)
+        with contextlib.suppress(OSError):
+            link.unlink()
     _evict(store)
 
 
 def _evict(store: Path) -> None:
+    """Drop the least recently used keys beyond :data:`MAX_ENTRIES`, and entries no key points to
+    any more once they are old enough that no copy from them can still be running."""
     with contextlib.suppress(OSError):
-        entries, now = [], time.time()
+        now = time.time()
+        links = sorted((p for p in store.iterdir() if p.is_symlink() and not p.name.startswith(".")),
+                       key=lambda p: p.lstat().st_mtime, reverse=True)
+        for link in links[MAX_ENTRIES:]:
+            link.unlink(missing_ok=True)
+        kept = {p.name for p in links[:MAX_ENTRIES]}
+        current = {os.readlink(p) for p in links[:MAX_ENTRIES]}
         for path in store.iterdir():
-            if path.name.startswith("."):
-                if now - path.stat().st_mtime > _STALE_SECONDS:
+            if path.is_symlink() and not path.name.startswith("."):
+                continue
+            if path.name in current:
+                continue
+            dropped = not path.name.startswith(".") and path.name.rsplit("-", 1)[0] not in kept
+            if dropped or now - path.lstat().st_mtime > _STALE_SECONDS:
+                if path.is_symlink() or path.is_file():
+                    path.unlink(missing_ok=True)
+                else:
                     shutil.rmtree(path, ignore_errors=True)
-            elif path.is_dir():
-                entries.append((path.stat().st_mtime, path))
-        for _, path in sorted(entries, reverse=True)[MAX_ENTRIES:]:
-            shutil.rmtree(path, ignore_errors=True)
