@@ -103,6 +103,9 @@ def _run_lif(drive, k: LIFConstants, w_rec, slope, detach_reset, record_v):
     since_spike = torch.full((batch, n), 10 ** 9, dtype=torch.long, device=drive.device)
     spikes, voltages = [], []
     scale = k.v_threshold - k.v_rest
+    # one unbind, not a slice per step: each slice's backward would write a zero tensor of the whole
+    # drive (batch x steps x neurons), which makes the backward pass quadratic in the steps
+    steps_of_drive = drive.unbind(dim=1)
     for step in range(steps):
         integrated = k.v_rest + (v - k.v_rest) * k.alpha_mem + k.coupling * current
         if refractory:
@@ -113,7 +116,7 @@ def _run_lif(drive, k: LIFConstants, w_rec, slope, detach_reset, record_v):
         else:
             v = integrated
             s = spike_fn((v - k.v_threshold) / scale, slope)
-        current = k.alpha_syn * current + drive[:, step]
+        current = k.alpha_syn * current + steps_of_drive[step]
         if w_rec is not None:
             current = current + s @ w_rec
         if record_v:
