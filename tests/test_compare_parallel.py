@@ -10,7 +10,7 @@ def _compare(out, *extra):
     from studies import compare_shd
 
     return xr.load_dataset(compare_shd.main([
-        "--dataset", "synthetic", "--n-train", "40", "--n-test", "20", "--seeds", "2", "--trials", "0", "--dt", "10ms",
+        "--dataset", "synthetic", "--n-train", "40", "--n-test", "20", "--seeds", "1", "--trials", "0", "--dt", "10ms",
         "--rules", "bptt", "counts", "--set", "bptt.epochs=2", "bptt.n_hidden=12",
         "--out", str(out), *extra]))
 
@@ -22,9 +22,9 @@ def test_runs_at_once_match_runs_one_after_another(tmp_path):
     dask = _compare(tmp_path / "dask", "--local-cluster", "2")
     assert list(serial.rule.values) == ["bptt", "bptt_off", "counts"]
     for other in (local, dask):
-        np.testing.assert_array_equal(other.test_accuracy.sel(rule="counts"), serial.test_accuracy.sel(rule="counts"))
-        # BPTT in float32: a different thread count may reorder sums, and flip a sample at most
-        np.testing.assert_allclose(other.test_accuracy.sel(rule=["bptt", "bptt_off"]),
-                                   serial.test_accuracy.sel(rule=["bptt", "bptt_off"]), atol=1 / 20 + 1e-9)
+        # a Dask task uses one thread, a spawned run as many as BLAS and PyTorch take: sums in another
+        # order may flip one of the 20 test samples (or a tie between readout strengths on validation)
+        np.testing.assert_allclose(other.test_accuracy, serial.test_accuracy, atol=1 / 20 + 1e-9)
+        assert other.test_accuracy.notnull().all()
     assert sorted(p.name for p in (tmp_path / "dask" / "runs").glob("*.nc")) == sorted(
         p.name for p in (tmp_path / "serial" / "runs").glob("*.nc"))
