@@ -43,6 +43,7 @@ from datasets import Preprocessing, to_dense
 from datasets.records import preprocess
 from datasets.synthetic_bursts import SyntheticConfig, make_synthetic
 from learning_rules.eprop import EPropNetwork, EPropParams
+from models.engine.compiled import simulator_processes
 from models.engine.inputs import chunk_capacity
 from models import files
 from studies import benchmarks, results
@@ -176,10 +177,9 @@ def _eprop_memory(steps: int, out: Path) -> float:
         net.compiled.build()
         peak, done = [0], threading.Event()
 
-        def watch():  # the binary is this process's child while it runs
-            me = psutil.Process()
+        def watch():  # the binary is this process's child while it runs (other children do not count)
             while not done.is_set():
-                for child in me.children(recursive=True):
+                for child in simulator_processes():
                     try:
                         peak[0] = max(peak[0], child.memory_info().rss)
                     except psutil.Error:

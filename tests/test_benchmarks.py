@@ -51,6 +51,7 @@ def test_bench_eprop_tiny(tmp_path):
                                            "--out", str(tmp_path)]))
     assert list(ds.implementation.values) == ["ours", "nest"] and (ds.seconds_per_sample > 0).all()
     assert ds.bptt_peak_memory[1] > ds.bptt_peak_memory[0], "BPTT keeps more for longer sequences"
+    assert (ds.eprop_peak_memory > 1).all(), "the simulator binary must be seen running"
     assert ds.eprop_peak_memory[1] < 1.5 * ds.eprop_peak_memory[0] + 5, "e-prop's memory should not grow"
     # resident memory also holds the allocator's cached per-step temporaries: at least the computed state
     growth = (ds.bptt_peak_memory[1] - ds.bptt_peak_memory[0]) / (ds.bptt_state_computed[1] - ds.bptt_state_computed[0])

@@ -128,8 +128,26 @@ class BuildCache:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
+#: The name of the binary Brian2's standalone devices build and start (``./main``).
+BINARY_NAME = "main"
+
+
+def simulator_processes():
+    """The simulator binaries this process has started and that are running now: only those, not
+    other children (a worker pool of an earlier job, a resource tracker) that would blur a memory
+    measurement."""
+    import psutil
+
+    for child in psutil.Process().children(recursive=True):
+        try:
+            if child.name() == BINARY_NAME:
+                yield child
+        except psutil.Error:
+            continue
+
+
 class _PeakChildMemory:
-    """Polls the resident memory of this process's children (the simulator binary) while active."""
+    """Polls the resident memory of the simulator binaries this process runs, while active."""
 
     def __init__(self, interval: float = 0.01):
         self.interval, self.peak_mib = interval, 0.0
@@ -145,9 +163,8 @@ class _PeakChildMemory:
     def _watch(self):
         import psutil
 
-        me = psutil.Process()
         while not self._stop.is_set():
-            for child in me.children(recursive=True):
+            for child in simulator_processes():
                 try:
                     self.peak_mib = max(self.peak_mib, child.memory_info().rss / 2 ** 20)
                 except psutil.Error:
