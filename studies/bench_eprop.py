@@ -43,7 +43,6 @@ from datasets import Preprocessing, to_dense
 from datasets.records import preprocess
 from datasets.synthetic_bursts import SyntheticConfig, make_synthetic
 from learning_rules.eprop import EPropNetwork, EPropParams
-from models.engine.compiled import simulator_processes
 from models.engine.inputs import chunk_capacity
 from models import files
 from studies import benchmarks, results
@@ -164,36 +163,17 @@ def time_data_parallel(samples, batch_size: int, workers: int, out: Path) -> dic
 
 def _eprop_memory(steps: int, out: Path) -> float:
     """Peak resident memory of the simulator binary while it trains on two samples of ``steps`` steps."""
-    import threading
-
-    import psutil
-
     samples = _samples(2, duration=steps * ms, seed=3)
     build_dir = Path(tempfile.mkdtemp(prefix="bench_eprop_mem_", dir=benchmarks.build_root(out)))
     try:
         net = EPropNetwork(EPropParams(n_hidden=N_HIDDEN), N_IN, N_OUT, dt=1 * ms, sample_duration=steps * ms, chunk_size=2,
                            capacity=chunk_capacity([samples], 2, N_IN), device_name="cpp_standalone",
                            build_dir=build_dir)
-        net.compiled.build()
-        peak, done = [0], threading.Event()
-
-        def watch():  # the binary is this process's child while it runs (other children do not count)
-            while not done.is_set():
-                for child in simulator_processes():
-                    try:
-                        peak[0] = max(peak[0], child.memory_info().rss)
-                    except psutil.Error:
-                        pass
-                time.sleep(0.005)
-
-        watcher = threading.Thread(target=watch)
-        watcher.start()
-        net.present(samples, learn=True)
-        done.set()
-        watcher.join()
+        net.present(samples, learn=True)  # the binary's peak memory is polled while it runs
+        peak = net.compiled.peak_binary_memory
     finally:
         shutil.rmtree(build_dir, ignore_errors=True)
-    return peak[0] / 2 ** 20
+    return peak
 
 
 def _bptt_memory(steps: int, queue) -> None:
