@@ -93,7 +93,7 @@ def run_lif(inputs: torch.Tensor, w_in: torch.Tensor, params: LIFParams, dt: Qua
     return _run_lif(inputs @ w_in, lif_constants(params, dt), w_rec, slope, detach_reset, record_v)
 
 
-def _run_lif(drive, k: LIFConstants, w_rec, slope, detach_reset, record_v):
+def _run_lif(drive, k: LIFConstants, w_rec, slope, detach_reset, record_v, detach_recurrent=False):
     batch, steps, n = drive.shape
     opts = {"dtype": drive.dtype, "device": drive.device}
     v = torch.full((batch, n), k.v_rest, **opts)
@@ -118,7 +118,7 @@ def _run_lif(drive, k: LIFConstants, w_rec, slope, detach_reset, record_v):
             s = spike_fn((v - k.v_threshold) / scale, slope)
         current = k.alpha_syn * current + steps_of_drive[step]
         if w_rec is not None:
-            current = current + s @ w_rec
+            current = current + (s.detach() if detach_recurrent else s) @ w_rec
         if record_v:
             voltages.append(v)
         reset = s.detach() if detach_reset else s
@@ -170,9 +170,12 @@ class RecurrentLIFNetwork(torch.nn.Module):
 
     def __init__(self, n_in: int, n_hidden: int, n_out: int, params: LIFParams, dt: Quantity, *,
                  recurrent: bool = True, self_connections: bool = True, slope: float = 10.0, weight_scale: float = 5.0,
-                 generator: torch.Generator | None = None, dtype=torch.float32):
+                 generator: torch.Generator | None = None, dtype=torch.float32, detach_recurrent: bool = False):
         super().__init__()
         self.params, self.dt, self.slope = params, dt, slope
+        # keep the recurrent spikes out of the gradient: what is left is e-prop's gradient exactly
+        # (Bellec et al. 2020, eq. 4: only each neuron's own dynamics carry credit)
+        self.detach_recurrent = detach_recurrent
         self.constants = lif_constants(params, dt)
         self.unit = self.constants.v_threshold - self.constants.v_rest
 
@@ -219,7 +222,8 @@ class RecurrentLIFNetwork(torch.nn.Module):
         w_rec = None if self.w_rec is None else self.w_rec * self.unit
         if self.rec_mask is not None:
             w_rec = w_rec * self.rec_mask
-        spikes = _run_lif(x @ (self.w_in * self.unit), self.constants, w_rec, self.slope, True, False)
+        spikes = _run_lif(x @ (self.w_in * self.unit), self.constants, w_rec, self.slope, True, False,
+                          self.detach_recurrent)
         steps = x.shape[1]
         if self._kernel is None or self._kernel.shape[0] != steps or self._kernel.dtype != x.dtype:
             self._kernel = readout_kernel(self.constants, steps, x.dtype, x.device)
