@@ -520,18 +520,20 @@ class EPropNetwork(ChunkedReplayNetwork):
         return {"logits": ysum, "loss": ce, "counts": self.counter.counts(n_samples)[:, 0],
                 **({"gradient_sum": gradients} if accumulate else {})}
 
-    def learn_batch(self, samples: list[SpikeSample], workers: int = 1) -> dict:
+    def learn_batch(self, samples: list[SpikeSample], workers: int = 1, pool=None) -> dict:
         """One Adam step on the mean gradient of ``samples`` (a mini-batch) at the current weights.
 
         The samples' gradients are summed in the binary, chunk by chunk; with ``workers > 1`` the
         chunks run at once in forked processes (data-parallel e-prop: every process starts from the
-        same weights, their sums are added here). The step is the binary's Adam (same constants and
+        same weights, their sums are added here); ``pool`` (from :meth:`worker_pool`, open for a
+        whole epoch) saves forking them for every batch. The weights travel with every chunk, so
+        the pool's workers need nothing else from the current state. The step is the binary's Adam (same constants and
         bias correction), so a batch of one sample updates exactly as :meth:`run_chunk` with
         ``learn=True`` does. Returns the samples' logits, losses and hidden counts."""
         if self.params.update != "sample":
             raise ValueError("mini-batches need update='sample' (the online update changes the weights every step)")
         weights = {k: v for k, v in self.state_.items() if k.startswith("w_")}
-        parts = ChunkedReplayNetwork.present(self, samples, workers=workers, learn=True, accumulate=True,
+        parts = ChunkedReplayNetwork.present(self, samples, workers=workers, pool=pool, learn=True, accumulate=True,
                                              weights=weights)
         total = {name: sum(part["gradient_sum"][name] for part in parts) for name, _ in self._synapses()}
         self.state_["adam_step"] += 1.0

@@ -151,8 +151,9 @@ def time_data_parallel(samples, batch_size: int, workers: int, out: Path) -> dic
         for n in (1, workers):
             net.state_ = {k: np.copy(v) for k, v in start.items()}
             t0 = time.perf_counter()
-            for i in range(0, len(samples), batch_size):
-                net.learn_batch(samples[i:i + batch_size], workers=n)
+            with net.worker_pool(n) as pool:  # one pool for the epoch, as the study keeps it
+                for i in range(0, len(samples), batch_size):
+                    net.learn_batch(samples[i:i + batch_size], workers=n, pool=pool)
             seconds[n] = (time.perf_counter() - t0) / len(samples)
             reached[n] = {k: v for k, v in net.state_.items() if k.startswith("w_")}
     finally:

@@ -104,15 +104,17 @@ def run(config: EPropStudyConfig, cache: BuildCache | None = None) -> xr.Dataset
             chunks = [slice(i, i + step) for i in range(0, len(samples), step)]
             bar = tqdm(total=len(samples), initial=sum(c.stop - c.start for c in chunks[:chunk]), unit="sample",
                        desc=f"epoch {epoch + 1}/{config.epochs} e-prop")
-            for index in range(chunk, len(chunks)):
-                if p.batch_size > 1:
-                    result = net.learn_batch(samples[chunks[index]], workers=config.workers)
-                else:
-                    result = net.run_chunk(samples[chunks[index]], learn=True)
-                partial["loss"] += list(result["loss"])
-                partial["correct"] += list((result["logits"].argmax(axis=1) == labels[chunks[index]]).astype(float))
-                save(epoch, index + 1)
-                bar.update(len(result["loss"]))
+            # one pool of workers for the epoch's mini-batches (none for batches of one)
+            with net.worker_pool(config.workers if p.batch_size > 1 else 1) as pool:
+                for index in range(chunk, len(chunks)):
+                    if p.batch_size > 1:
+                        result = net.learn_batch(samples[chunks[index]], workers=config.workers, pool=pool)
+                    else:
+                        result = net.run_chunk(samples[chunks[index]], learn=True)
+                    partial["loss"] += list(result["loss"])
+                    partial["correct"] += list((result["logits"].argmax(axis=1) == labels[chunks[index]]).astype(float))
+                    save(epoch, index + 1)
+                    bar.update(len(result["loss"]))
             bar.close()
             val = net.present(splits.val.samples, learn=False, workers=config.workers)
             history["train_loss"].append(float(np.mean(partial["loss"])))

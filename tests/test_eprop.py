@@ -204,11 +204,29 @@ def test_mini_batches_step_as_the_binary_and_split_across_processes_without_chan
         one = dict(net.state_)
         fresh()
         parallel = net.learn_batch(samples, workers=2)
+        two = dict(net.state_)
+        # an epoch of two batches: serial, and in one pool kept open for both (its workers were forked
+        # before the first step, so the second batch must not use the weights they were forked with)
+        fresh()
+        for batch in (samples, samples[::-1]):
+            net.learn_batch(batch, workers=1)
+        serial_epoch = dict(net.state_)
+        fresh()
+        with net.worker_pool(2) as pool:
+            for batch in (samples, samples[::-1]):
+                net.learn_batch(batch, workers=2, pool=pool)
+        pooled_epoch = dict(net.state_)
+        leftovers = [path.name for path in (net.compiled.build_dir / "static_arrays").iterdir()
+                     if path.name not in net.compiled._project_arrays]
     finally:
         devices.reset_brian()
     np.testing.assert_array_equal(parallel["loss"], serial["loss"])
     for key, value in one.items():
-        np.testing.assert_allclose(net.state_[key], value, rtol=1e-12, atol=0, err_msg=key)
+        np.testing.assert_allclose(two[key], value, rtol=1e-12, atol=0, err_msg=key)
+        np.testing.assert_allclose(pooled_epoch[key], serial_epoch[key], rtol=1e-12, atol=0, err_msg=key)
+    assert serial_epoch["adam_step"] == 2.0 and np.abs(serial_epoch["w_in"] - two["w_in"]).max() > 0
+    assert not leftovers, f"the pool's run arrays were left behind: {leftovers[:3]}"
+    net.state_ = two
     assert net.state_["adam_step"] == 1.0
     for name in ("in", "rec", "out"):
         assert np.abs(net.state_[f"w_{name}"] - start[f"w_{name}"]).max() > 0, f"w_{name} must learn"

@@ -15,6 +15,7 @@ equal those of the kept one, instead of compiling again.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import multiprocessing
 import os
@@ -120,33 +121,51 @@ class ChunkedReplayNetwork:
         self.compiled.run(args, results_subdir=results_subdir)
         return self.collect(len(samples), **kwargs)
 
+    @contextlib.contextmanager
+    def worker_pool(self, workers: int):
+        """``workers`` forked processes kept open for many :meth:`present` calls (``pool=``), so that
+        a loop of short parallel calls (a mini-batch each) forks once. The workers hold the network
+        as it was when the pool opened: whatever changes between calls must travel in the chunks'
+        keyword arguments (e-prop's ``weights``). Yields None when there is nothing to parallelise
+        (one worker, or the runtime device)."""
+        if workers <= 1 or self.compiled.device_name == "runtime":
+            yield None
+            return
+        self.compiled.build()
+        try:
+            with multiprocessing.get_context("fork").Pool(workers, initializer=_start_worker,
+                                                          initargs=(self, os.getpid())) as pool:
+                yield pool
+        finally:
+            self.compiled.remove_run_arrays()
+
     def present(self, samples: list[SpikeSample], *, progress: str | None = None, workers: int = 1,
-                start_chunk: int = 0, on_chunk=None, **kwargs) -> list:
+                start_chunk: int = 0, on_chunk=None, pool=None, **kwargs) -> list:
         """Run all ``samples`` in chunks; returns the list of per-chunk :meth:`collect` results.
 
         ``workers > 1`` runs chunks in forked processes (standalone devices only; the chunks must
-        not depend on each other). ``on_chunk(index)`` is called after each chunk, in order.
+        not depend on each other); ``pool`` (from :meth:`worker_pool`) runs them in an open pool
+        instead of forking a new one. ``on_chunk(index)`` is called after each chunk, in order.
         """
         chunks = [samples[i:i + self.chunk_size] for i in range(0, len(samples), self.chunk_size)]
         bar = tqdm(total=len(samples), desc=progress, disable=progress is None, unit="sample",
                    initial=sum(len(c) for c in chunks[:start_chunk]))
         pending = list(range(start_chunk, len(chunks)))
         results = {}
-        if workers > 1 and self.compiled.device_name != "runtime" and len(pending) > 1:
-            self.compiled.build()
-            jobs = [(i, chunks[i], kwargs) for i in pending]
-            context = multiprocessing.get_context("fork")
-            try:
-                with context.Pool(min(workers, len(jobs)), initializer=_start_worker,
-                                  initargs=(self, os.getpid())) as pool:
-                    for index, result, peak_mib in pool.imap(_run_in_worker, jobs):
+        parallel = pool is not None or (workers > 1 and self.compiled.device_name != "runtime")
+        if parallel and len(pending) > 1:
+            with contextlib.ExitStack() as stack:
+                if pool is None:
+                    pool = stack.enter_context(self.worker_pool(min(workers, len(pending))))
+                try:
+                    for index, result, peak_mib in pool.imap(_run_in_worker, [(i, chunks[i], kwargs) for i in pending]):
                         results[index] = result
                         self.compiled.peak_binary_memory = max(self.compiled.peak_binary_memory, peak_mib)
                         bar.update(len(chunks[index]))
                         if on_chunk is not None:
                             on_chunk(index)
-            finally:
-                self.compiled.remove_run_arrays()
+                finally:
+                    self.compiled.remove_run_arrays()  # every worker is idle now
         else:
             for index in pending:
                 results[index] = self.run_chunk(chunks[index], **kwargs)
