@@ -6,7 +6,8 @@
 The Brian2 rules (STDP learning four samples, the liquid's responses, e-prop learning four samples)
 run on ``--reference`` (cpp_standalone) and on ``--target`` (cuda_standalone, brian2cuda), same
 network, seed and input; BPTT trains three epochs with PyTorch on ``cpu`` and on ``--torch-target``
-(cuda). Compared, with the tolerances below (both sides compute in double precision for Brian2, but
+(cuda). Compared, with the tolerances below (both sides compute in double precision for Brian2, e-prop's
+eligibility traces stored in float32 on both, but
 a GPU's transcendental functions may differ in the last bits and move a spike by one step, which a
 recurrent network can carry on; PyTorch on a GPU sums in another order in float32):
 

@@ -109,6 +109,37 @@ def test_eprop_equals_autograd_of_its_own_approximation_with_recurrence(build_di
         assert error < bound, f"{name}: relative error {error}"
 
 
+def test_online_update_steps_along_the_sample_gradient(build_dir):
+    """``update='online'`` takes a plain gradient step every time step on that step's cross-entropy
+    (the per-sample gradient without its 1/T). With a step small enough that the weights hardly move
+    within the sample, the sample's total change is -step * unit * T * gradient, the gradient that
+    ``update='sample'`` computes from the same initial weights."""
+    rng = np.random.default_rng(0)
+    sample = preprocess(SpikeSample(rng.integers(0, N_IN, 300), rng.uniform(0, 0.12, 300) * second, 1),
+                        Preprocessing(duration=STEPS * ms, dt=1 * ms))
+    base = EPropParams(n_hidden=6, weight_scale=15.0, self_connections=False, trace_dtype="float64")
+    step = 1e-6 * mV
+
+    def network(params):
+        return EPropNetwork(params, N_IN, N_OUT, dt=1 * ms, sample_duration=STEPS * ms, chunk_size=1, capacity=400,
+                            device_name="cpp_standalone", build_dir=build_dir, seed=4)
+
+    try:
+        gradient = network(base).gradient(sample)
+        devices.reset_brian()
+        online = network(dataclasses.replace(base, update="online", learning_rate=step))
+        start = {k: np.copy(v) for k, v in online.state_.items()}
+        online.run_chunk([sample], learn=True)
+    finally:
+        devices.reset_brian()
+    scale = float(step / volt) * float(online.unit / volt) * STEPS
+    for name in ("in", "rec", "out"):
+        change = online.state_[f"w_{name}"] - start[f"w_{name}"]
+        assert np.abs(change).max() > 0, f"w_{name} must move"
+        np.testing.assert_allclose(change, -scale * gradient[name], rtol=1e-4,
+                                   atol=1e-4 * scale * np.abs(gradient[name]).max(), err_msg=name)
+
+
 def _train(build_dir, learning_rates, epochs=3):
     """Mean training loss per epoch for each learning rate, each from the same initial weights; the
     learning rate reaches the kept binary through run_args, so one build serves them all."""

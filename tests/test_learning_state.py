@@ -62,11 +62,13 @@ def test_eprop_state_counts_the_traces_of_the_built_network(tmp_path, self_conne
                              device_name="runtime", build_dir=tmp_path, seed=0)
     try:
         synapse_values = sum(len(getattr(syn, name)[:]) for syn in net.plastic for name in ("eps", "ebar_I", "ebar_v"))
+        stored = {np.dtype(syn.variables[name].dtype) for syn in net.plastic for name in ("eps", "ebar_I", "ebar_v")}
         neuron_values = len(net.replay.group.pI[:]) + sum(len(getattr(net.hidden, name)[:])
                                                           for name in ("pI", "qv", "L", "psi", "rate_error"))
     finally:
         devices.reset_brian()
     parts = eprop.learning_state_bytes(params, n_in)
+    assert stored == {np.dtype(np.float32)}, f"the traces are stored as {stored}"
     assert parts["eligibility traces, three per plastic synapse"] == 4 * synapse_values  # float32 by default
     assert parts["traces per neuron (one per input, five per hidden neuron)"] == 8 * neuron_values
     assert eprop.learning_state_bytes(params, 2 * n_in) != parts, "more inputs, more traces"

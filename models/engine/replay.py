@@ -145,7 +145,8 @@ class ChunkedReplayNetwork:
 
         ``workers > 1`` runs chunks in forked processes (standalone devices only; the chunks must
         not depend on each other); ``pool`` (from :meth:`worker_pool`) runs them in an open pool
-        instead of forking a new one. ``on_chunk(index)`` is called after each chunk, in order.
+        instead of forking a new one, for chunks whose keyword arguments carry everything that changed
+        since the pool opened. ``on_chunk(index)`` is called after each chunk, in order.
         """
         chunks = [samples[i:i + self.chunk_size] for i in range(0, len(samples), self.chunk_size)]
         bar = tqdm(total=len(samples), desc=progress, disable=progress is None, unit="sample",
@@ -157,15 +158,15 @@ class ChunkedReplayNetwork:
             with contextlib.ExitStack() as stack:
                 if pool is None:
                     pool = stack.enter_context(self.worker_pool(min(workers, len(pending))))
-                try:
-                    for index, result, peak_mib in pool.imap(_run_in_worker, [(i, chunks[i], kwargs) for i in pending]):
-                        results[index] = result
-                        self.compiled.peak_binary_memory = max(self.compiled.peak_binary_memory, peak_mib)
-                        bar.update(len(chunks[index]))
-                        if on_chunk is not None:
-                            on_chunk(index)
-                finally:
-                    self.compiled.remove_run_arrays()  # every worker is idle now
+                for index, result, peak_mib in pool.imap(_run_in_worker, [(i, chunks[i], kwargs) for i in pending]):
+                    results[index] = result
+                    self.compiled.peak_binary_memory = max(self.compiled.peak_binary_memory, peak_mib)
+                    bar.update(len(chunks[index]))
+                    if on_chunk is not None:
+                        on_chunk(index)
+                # every worker is idle now; after an error the pool is terminated first, and
+                # worker_pool removes the arrays once it has
+                self.compiled.remove_run_arrays()
         else:
             for index in pending:
                 results[index] = self.run_chunk(chunks[index], **kwargs)
