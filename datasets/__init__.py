@@ -17,13 +17,14 @@ from datasets.records import (Preprocessing, SpikeDataset, SpikeSample, Splits, 
                               spike_counts, to_dense)
 from datasets.synthetic import TimingConfig, make_timing
 from datasets.synthetic_bursts import SyntheticConfig, make_synthetic
+from models.units import config_json
 
 DATASETS = ("shd", "ssc", "ntidigits", "fsdd", "synthetic", "synthetic_bursts")
 #: Environment variable naming the folder that holds SHD/, SSC/, NTIDIGITS18/ (default ./data).
 DATA_DIR_ENV = "SNN_DATA_DIR"
 
 __all__ = ["DATASETS", "DatasetFileError", "DatasetUnavailableError", "Preprocessing", "SpikeDataset", "SpikeSample",
-           "Splits", "SyntheticConfig", "TimingConfig", "default_data_dir", "load_raw", "load_splits",
+           "Splits", "SyntheticConfig", "TimingConfig", "default_data_dir", "default_generator", "load_raw", "load_splits",
            "make_builtin", "spike_counts", "to_dense"]
 
 
@@ -35,6 +36,16 @@ def check_dataset_name(name: str) -> str:
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
     return name
+
+
+def default_generator(name: str) -> str:
+    """The generator's constants (JSON) that the command line makes the built-in set ``name`` with,
+    as a results file records them (``dataset_generator``); empty for recorded data."""
+    if name == "synthetic":
+        return config_json(TimingConfig())
+    if name == "synthetic_bursts":
+        return config_json(SyntheticConfig())
+    return ""
 
 
 def make_builtin(name: str, config: TimingConfig | SyntheticConfig | None = None

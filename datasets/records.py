@@ -22,6 +22,7 @@ class SpikeDataset:
     class_names: list[str]
     duration: Quantity = const(1 * second)  # length each sample is cropped or padded to
     speaker_names: list[str] | None = None  # name of each speaker index, where the files give them
+    generator: str = ""  # for a generated set, the generator's configuration as JSON; empty for recorded data
 
     @property
     def n_classes(self) -> int:

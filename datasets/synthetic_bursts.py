@@ -29,7 +29,7 @@ import numpy as np
 from brian2 import Quantity, ms, second
 
 from datasets.records import SpikeDataset, SpikeSample
-from models.units import check_quantity, const
+from models.units import check_quantity, config_json, const
 
 
 @dataclass(frozen=True)
@@ -89,7 +89,8 @@ def make_synthetic(config: SyntheticConfig = SyntheticConfig()) -> tuple[SpikeDa
         labels = np.arange(n) % config.n_classes
         rng.shuffle(labels)
         samples = [_sample(config, int(label), amplitude, phase, low, high, rng) for label in labels]
-        sets.append(SpikeDataset("synthetic_bursts", samples, config.n_channels, names, config.duration))
+        sets.append(SpikeDataset("synthetic_bursts", samples, config.n_channels, names, config.duration,
+                                 generator=config_json(config)))
     return sets[0], sets[1]
 
 

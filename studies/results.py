@@ -226,7 +226,7 @@ def dataset_attrs(splits) -> dict:
     """What a results file records about its data."""
     return dict(dataset=splits.dataset, dataset_requested=splits.requested,
                 class_names=json.dumps(list(splits.train.class_names)), split=splits.split,
-                test_speakers=",".join(splits.test_speakers),
+                test_speakers=",".join(splits.test_speakers), dataset_generator=splits.train.generator,
                 preprocessing=config_json(splits.preprocessing), n_train=len(splits.train), n_val=len(splits.val),
                 n_test=len(splits.test), n_channels=splits.n_channels, n_classes=splits.n_classes)
 

@@ -135,6 +135,7 @@ class Run:
         state = self._read(path)
         if state is not None:
             check_same_config(str(state.pop("config")), self.config_text, str(path), self.extendable)
+            self._check_same_data(state, path)
             return state
         if not self.extendable:
             return None
@@ -144,6 +145,7 @@ class Run:
             state = self._read(path)
             stored = str(state.pop("config"))
             if not config_diff(stored, self.config_text, self.extendable):
+                self._check_same_data(state, path)
                 self.note_resume(f"from the finished run kept in {path}")
                 return state
             mismatch = mismatch or (stored, path)
@@ -151,11 +153,29 @@ class Run:
             check_same_config(mismatch[0], self.config_text, f"the finished run kept in {mismatch[1]}", self.extendable)
         return None
 
+    @property
+    def data_generator(self) -> str:
+        """The generator's constants of a generated set (JSON), empty for recorded data or before loading."""
+        return self.splits.train.generator if self.splits is not None else ""
+
+    def _check_same_data(self, state: dict, path: Path) -> None:
+        """A checkpoint made from another version of a generated set is an error naming the constants
+        that differ (the configuration names only the set; checkpoints from before the generator was
+        recorded count as another version)."""
+        stored = str(state.pop("dataset_generator", ""))
+        if stored != self.data_generator:
+            differences = config_diff(stored or "{}", self.data_generator or "{}") or ["(not recorded)"]
+            raise ConfigMismatchError(
+                f"{path} was made from another version of the {getattr(self.splits, 'dataset', 'generated')} set "
+                f"(generator: {'; '.join(differences[:6])}); drop --resume or use another --out")
+
     def save_checkpoint(self, name: str = "state.npz", **arrays) -> None:
-        files.save_arrays(self.checkpoint_dir / name, config=self.config_text, **arrays)
+        files.save_arrays(self.checkpoint_dir / name, config=self.config_text,
+                          dataset_generator=self.data_generator, **arrays)
 
     def save_torch_checkpoint(self, state: dict, name: str = "state.pt") -> None:
-        files.save_torch(self.checkpoint_dir / name, {**state, "config": self.config_text})
+        files.save_torch(self.checkpoint_dir / name,
+                         {**state, "config": self.config_text, "dataset_generator": self.data_generator})
 
     def end_epoch(self, epoch: int, val_accuracy: float) -> None:
         """Tell the listeners (a tuning search's pruner) that ``epoch`` (from 1) ended with
@@ -214,20 +234,20 @@ def config_key(config_text: str) -> str:
 
 def write_results(ds: xr.Dataset, out: Path, keep_state: bool = False) -> Path:
     """Write a study's results file as ``out/<rule>_<dataset>_seed<seed>.nc``, unless that file holds
-    the results of another configuration: then beside it, with the configuration's hash in the name,
-    so nothing already written is lost. The run's checkpoints go once the results are safe; with
-    ``keep_state`` (a rule with extendable options) its last checkpoint stays beside the results
-    file as the run's final state (``<results>.state.pt``), from which ``--resume`` can go on."""
+    the results of another configuration (or of another version of a generated set): then beside it,
+    with a hash of both in the name, so nothing already written is lost. The run's checkpoints go
+    once the results are safe; with ``keep_state`` (a rule with extendable options) its last
+    checkpoint stays beside the results file as the run's final state (``<results>.state.pt``), from which ``--resume`` can go on."""
     stem = f"{ds.attrs['rule']}_{ds.attrs['dataset']}_seed{ds.attrs['seed']}"
     path = Path(out) / f"{stem}.nc"
     if path.exists():
         try:
             with xr.open_dataset(path) as old:
-                same = old.attrs.get("config") == ds.attrs.get("config")
+                same = all(old.attrs.get(k, "") == ds.attrs.get(k, "") for k in ("config", "dataset_generator"))
         except (OSError, ValueError):
             same = False
         if not same:
-            path = Path(out) / f"{stem}_{config_key(ds.attrs['config'])}.nc"
+            path = Path(out) / f"{stem}_{config_key(ds.attrs['config'] + ds.attrs.get('dataset_generator', ''))}.nc"
             print(f"{Path(out) / (stem + '.nc')} holds another configuration's results; writing {path}",
                   file=sys.stderr)
     files.write_netcdf(ds, path)

@@ -51,6 +51,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from datasets import default_generator
 from models import files
 from models.units import config_json, parse_assignments
 from studies import registry
@@ -94,14 +95,20 @@ _NOT_IDENTITY = ("trials", "workers", "scheduler", "local_cluster", "storage")
 
 def identity(config: TuneConfig, base=None) -> str:
     """The configuration a stored search must match to be resumed (with the caller's base study
-    config, when a comparison gives one)."""
+    config, when a comparison gives one, and the constants of a generated set)."""
     run = dataclasses.replace(config.run, out=Path("."), resume=False)
     text = config_json(dataclasses.replace(config, run=run, **{k: TuneConfig.__dataclass_fields__[k].default
                                                                 for k in _NOT_IDENTITY}))
-    if base is None:
+    generator = default_generator(config.run.dataset or "")  # a generated set's version is part of the search
+    if base is None and not generator:
         return text
-    base = dataclasses.replace(base, run=dataclasses.replace(base.run, out=Path("."), resume=False))
-    return json.dumps({"search": json.loads(text), "base": json.loads(config_json(base))}, sort_keys=True)
+    parts = {"search": json.loads(text)}
+    if base is not None:
+        base = dataclasses.replace(base, run=dataclasses.replace(base.run, out=Path("."), resume=False))
+        parts["base"] = json.loads(config_json(base))
+    if generator:
+        parts["dataset_generator"] = json.loads(generator)
+    return json.dumps(parts, sort_keys=True)
 
 
 def make_pruner(config: TuneConfig):

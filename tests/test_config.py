@@ -3,10 +3,12 @@
 
 import dataclasses
 import json
+import types
 
 import pytest
 from brian2 import Hz, mV, ms, usecond
 
+from datasets import TimingConfig
 from models.units import config_json, to_quantity
 from studies import registry
 from studies.config import build_parser, config_from_args, config_from_json, leaves
@@ -83,7 +85,7 @@ def test_resume_with_another_configuration_names_the_fields_that_differ(tmp_path
     config = spec.config()
     config = dataclasses.replace(config, run=dataclasses.replace(config.run, out=tmp_path, n_train=60, resume=True))
     run = Run("counts", config)
-    run.splits = type("S", (), {"dataset": "synthetic"})()  # what load_splits would record
+    run.splits = _splits_of(TimingConfig())  # what load_splits would record
     run.save_checkpoint(step=3)
     assert run.load_checkpoint()["step"] == 3
     other = dataclasses.replace(config, run=dataclasses.replace(config.run, n_train=200), n_bins=4)
@@ -92,3 +94,26 @@ def test_resume_with_another_configuration_names_the_fields_that_differ(tmp_path
     with pytest.raises(ConfigMismatchError) as error:
         changed.load_checkpoint()
     assert "run.n_train: 60 -> 200" in str(error.value) and "n_bins: 10 -> 4" in str(error.value)
+
+
+def _splits_of(generator_config):
+    """The part of the splits that a checkpoint records: the dataset and its generator's constants."""
+    train = types.SimpleNamespace(generator=config_json(generator_config))
+    return types.SimpleNamespace(dataset="synthetic", train=train)
+
+
+def test_resume_from_another_version_of_a_generated_set_names_the_constants(tmp_path):
+    """The configuration names only the set; a checkpoint made from other generator constants is refused."""
+    spec = registry.get("counts")
+    config = spec.config()
+    config = dataclasses.replace(config, run=dataclasses.replace(config.run, out=tmp_path, resume=True))
+    run = Run("counts", config)
+    run.splits = _splits_of(TimingConfig(shared_onsets=False))
+    run.save_checkpoint(step=3)
+    same = Run("counts", config)
+    same.splits = _splits_of(TimingConfig(shared_onsets=False))
+    assert same.load_checkpoint()["step"] == 3
+    newer = Run("counts", config)
+    newer.splits = _splits_of(TimingConfig())
+    with pytest.raises(ConfigMismatchError, match="another version of the synthetic set.*shared_onsets: False -> True"):
+        newer.load_checkpoint()

@@ -1,7 +1,7 @@
 """The built-in timing set: counts carry nothing, it is deterministic, and it is made fast.
 
 Bounds: chance is 1/20. The figures measured on the full set (1,800 train / 200 validation / 500
-test) are in ``MEASURED_SYNTHETIC.md``; here a reduced set (360 train / 40 validation / 200 test)
+test) are in the README; here a reduced set (360 train / 40 validation / 200 test)
 keeps the tests fast, and the bound on the total count leaves room for the sampling error of 200
 test samples (standard error about 1.5 points at 5 %).
 """
@@ -90,8 +90,10 @@ def test_samples_are_shd_like_sorted_and_in_range():
         assert s.units.min() >= 0 and s.units.max() < 700
 
 
-def test_assemblies_fire_in_synchrony_or_spread_as_their_class_says():
-    config = TimingConfig(n_train=1, n_test=0, noise_rate=0 / second, dropout=0.0, occurrences=1, seed=5)
+@pytest.mark.parametrize("shared_onsets", [True, False])
+def test_assemblies_fire_in_synchrony_or_spread_as_their_class_says(shared_onsets):
+    config = TimingConfig(n_train=1, n_test=0, noise_rate=0 / second, dropout=0.0, occurrences=1, seed=5,
+                          shared_onsets=shared_onsets)
     assembly, synchronous, latency = class_codes(config, np.random.default_rng(
         np.random.SeedSequence(config.seed).spawn(3)[0]))
     assert np.all(synchronous.sum(axis=0) == config.n_classes // 2)  # each assembly synchronous in half the classes
@@ -111,7 +113,11 @@ def test_assemblies_fire_in_synchrony_or_spread_as_their_class_says():
             assert circular_spread(volley) < 8 * float(config.jitter)
         else:
             assert circular_spread(volley) > float(config.spread) / 2
-    assert circular_spread(times) > 0.1  # volleys themselves start anywhere
+    aligned = times - latency[sample.label][sample.units]
+    if shared_onsets:  # the whole code in one window: every assembly starts at the same onset
+        assert circular_spread(aligned) < 8 * float(config.jitter)
+    else:  # each assembly starts anywhere
+        assert circular_spread(aligned) > 0.1
 
 
 def _class_dependence(samples, labels, n_bins):
