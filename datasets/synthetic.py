@@ -81,7 +81,7 @@ class TimingConfig:
     duration: Quantity = const(1 * second)  # T: sample length; onsets wrap around it
     group_size: int = 20  # G: channels per assembly (the coincidence a detector sees)
     occurrences: int = 5  # K: times every assembly fires in one sample
-    spread: Quantity = const(10 * ms)  # Delta: latencies of a spread assembly are uniform in [0, spread)
+    spread: Quantity = const(6 * ms)  # Delta: latencies of a spread assembly are uniform in [0, spread)
     jitter: Quantity = const(2 * ms)  # sigma: standard deviation of each assembly spike around its latency
     dropout: float = 0.1  # p: probability that an assembly spike is missing
     noise_rate: Quantity = const(2 * Hz)  # nu: background Poisson rate per channel, the same for every class
