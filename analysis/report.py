@@ -132,6 +132,8 @@ def compare_section(ds: xr.Dataset, figures: list[Path], out: Path) -> list[str]
     lines.append(f"- Dataset: **{ds.attrs.get('dataset')}** (asked for: {ds.attrs.get('dataset_requested')}); "
                  f"{ds.attrs.get('n_train')} training, {ds.attrs.get('n_val')} validation, {ds.attrs.get('n_test')} "
                  f"test samples; {ds.attrs.get('n_channels')} input channels, {ds.attrs.get('n_classes')} classes.")
+    if ds.attrs.get("dataset_generator"):
+        lines.append(f"- The set is generated; its generator's constants: `{ds.attrs['dataset_generator']}`.")
     speakers = ds.attrs.get("test_speakers") or ""
     lines.append(f"- Split: **{ds.attrs.get('split', 'official')}**" + (
         f" (test speakers, never heard in training: {speakers})" if speakers else

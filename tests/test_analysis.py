@@ -158,6 +158,7 @@ def test_report_builds_end_to_end_from_a_tiny_comparison(tmp_path, tmp_path_fact
     assert '"train_hidden": false' in off.attrs["config"]
     md = report.main([str(path), "--out", str(tmp_path / "report")]).read_text()
     assert "| stdp |" in md and "## Conclusions" in md and "figures/" in md
+    assert "its generator's constants: `{" in md, "the report names the version of a generated set"
     assert "### Which rules can be told apart" in md and "| bptt | bptt_off |" in md and "Not tuned" in md
     # a file that is not a results file is refused with one line
     junk = tmp_path_factory.mktemp("junk") / "junk.nc"  # outside tmp_path, which holds results files only

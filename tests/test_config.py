@@ -117,3 +117,25 @@ def test_resume_from_another_version_of_a_generated_set_names_the_constants(tmp_
     newer.splits = _splits_of(TimingConfig())
     with pytest.raises(ConfigMismatchError, match="another version of the synthetic set.*shared_onsets: False -> True"):
         newer.load_checkpoint()
+
+
+@pytest.mark.not_results("a stand-in for a stored comparison pair, with only the attributes a resume reads")
+def test_a_stored_comparison_pair_from_another_version_of_the_set_is_refused(tmp_path):
+    import xarray as xr
+    from brian2 import ms
+
+    from studies import compare_shd
+
+    spec = registry.get("counts")
+    config = spec.config()
+    config = dataclasses.replace(config, run=dataclasses.replace(config.run, dataset="synthetic", out=tmp_path))
+    current = config_json(dataclasses.replace(config, run=dataclasses.replace(config.run, resume=False)))
+    path = tmp_path / "counts_seed0.nc"
+    for generator, refused in ((TimingConfig(), False), (TimingConfig(spread=7 * ms), True)):
+        xr.Dataset(attrs={"config": current, "dataset": "synthetic",
+                          "dataset_generator": config_json(generator)}).to_netcdf(path)
+        if refused:
+            with pytest.raises(ConfigMismatchError, match=r"another version of the synthetic set.*spread"):
+                compare_shd.stored_pair(spec, config, path, resume=True)
+        else:
+            assert compare_shd.stored_pair(spec, config, path, resume=True).attrs["dataset"] == "synthetic"

@@ -221,3 +221,20 @@ def test_a_search_runs_on_a_dask_local_cluster(tmp_path):
     assert list(ds.state.values) == ["complete"] * 3
     assert ((ds.val_accuracy >= 0) & (ds.val_accuracy <= 1)).all() and ds.attrs["best_trial"] in ds.trial
     assert ds.param_n_bins.min() >= 1 and ds.param_n_bins.max() <= 200
+
+
+def test_a_search_on_a_generated_set_is_tied_to_the_sets_version(monkeypatch):
+    """The configuration names only the set: its generator's constants are part of what a resume checks."""
+    from datasets import TimingConfig
+    from models.units import config_json
+    from studies.run import ConfigMismatchError, check_same_config
+
+    config = tune.TuneConfig(run=RunConfig(dataset="synthetic"), rule="counts")
+    stored = tune.identity(config)
+    assert json.loads(stored)["dataset_generator"] == json.loads(config_json(TimingConfig()))
+    check_same_config(stored, tune.identity(config), "the search")  # the same version resumes
+    fsdd = tune.TuneConfig(run=RunConfig(dataset="fsdd"), rule="counts")
+    assert "dataset_generator" not in json.loads(tune.identity(fsdd)), "recorded data has no generator"
+    monkeypatch.setattr(tune, "default_generator", lambda name: config_json(TimingConfig(spread=7 * ms)))
+    with pytest.raises(ConfigMismatchError, match=r"dataset_generator\.spread"):
+        check_same_config(stored, tune.identity(config), "the search")
