@@ -24,8 +24,8 @@ DATASETS = ("shd", "ssc", "ntidigits", "fsdd", "synthetic", "synthetic_bursts")
 DATA_DIR_ENV = "SNN_DATA_DIR"
 
 __all__ = ["DATASETS", "DatasetFileError", "DatasetUnavailableError", "Preprocessing", "SpikeDataset", "SpikeSample",
-           "Splits", "SyntheticConfig", "TimingConfig", "default_data_dir", "default_generator", "load_raw", "load_splits",
-           "make_builtin", "spike_counts", "to_dense"]
+           "Splits", "SyntheticConfig", "TimingConfig", "default_data_dir", "default_generator", "load_raw",
+           "load_splits", "make_builtin", "spike_counts", "to_dense"]
 
 
 def default_data_dir() -> Path:

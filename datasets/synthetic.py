@@ -44,7 +44,8 @@ start), every spike time is uniform on :math:`[0, T)` whatever the class, so the
 mean of every time-binned count is the same for all classes too. Every channel fires within the same
 windows in every class; only whether an assembly does so within :math:`\sigma` or spread over
 :math:`\Delta` differs, so count covariances differ between classes only in bins not much longer
-than :math:`\Delta`, and a readout linear in counts cannot use them. A LIF neuron with a 5 ms
+than :math:`\Delta`; a least-squares readout of counts in bins of 20 ms or less, with an argmax,
+partly uses them (0.19 on test against 0.05 chance, see the README). A LIF neuron with a 5 ms
 synaptic and 20 ms membrane time constant sees a synchronous volley of :math:`G(1-p)` spikes as one
 large jump of its potential and a spread volley as a slow, smaller rise.
 
@@ -85,7 +86,7 @@ class TimingConfig:
     jitter: Quantity = const(2 * ms)  # sigma: standard deviation of each assembly spike around its latency
     dropout: float = 0.1  # p: probability that an assembly spike is missing
     noise_rate: Quantity = const(2 * Hz)  # nu: background Poisson rate per channel, the same for every class
-    shared_onsets: bool = True  # every assembly replays at the same K onsets (the whole code in one window); False: each at its own
+    shared_onsets: bool = True  # all assemblies replay at the same K onsets (off: each at its own)
     seed: int = 42  # seed of the assemblies, the class codes and the samples
 
     def __post_init__(self):

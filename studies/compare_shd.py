@@ -54,12 +54,12 @@ from models import files
 from models.files import DataError
 from models.engine.devices import DEVICES
 from models.lif import LIFParams
-from models.units import ASSIGN, config_diff, config_json, const, parse_assignments
+from models.units import ASSIGN, config_json, const, parse_assignments
 from studies import registry
 from studies.cli import DATA_ERROR, USAGE_ERROR, run_main
 from studies.config import RunConfig, apply, build_parser, config_from_args, leaves
 from studies.results import integers_with_gaps, now, stamp
-from studies.run import ConfigMismatchError, check_same_config, discard_checkpoints
+from studies.run import check_same_config, check_same_generator, discard_checkpoints
 
 #: Per-operation energies, Horowitz (2014), 45 nm, 32-bit float: accumulate (a spike adding a weight)
 #: and multiply-accumulate (a dense unit).
@@ -161,12 +161,9 @@ def stored_pair(spec, config, path: Path, resume: bool) -> xr.Dataset | None:
     if resume and path.exists():
         ds = xr.load_dataset(path)
         check_same_config(ds.attrs.get("config", "{}"), current, str(path))
-        stored_generator = ds.attrs.get("dataset_generator", "")
-        if stored_generator != default_generator(ds.attrs.get("dataset", "")):
-            raise ConfigMismatchError(
-                f"{path} was made from another version of the {ds.attrs.get('dataset')} set (generator: "
-                f"{'; '.join(config_diff(stored_generator or '{}', default_generator(ds.attrs.get('dataset', '')))[:6])}); "
-                "drop --resume or use another --out")
+        dataset = ds.attrs.get("dataset", "")
+        check_same_generator(ds.attrs.get("dataset_generator", ""), default_generator(dataset), str(path), dataset)
+        ds.attrs.setdefault("dataset_generator", "")  # a recorded dataset's pair stored before it was recorded
         print(f"{spec.name}, seed {config.run.seed}: done before ({path})", file=sys.stderr)
         return ds
     return None

@@ -58,6 +58,27 @@ def check_same_config(stored: str, current: str, what: str, extendable: tuple[st
             f"{'; ...' if len(differences) > 6 else ''}); drop --resume or use another --out")
 
 
+def generator_differences(stored: str, current: str) -> list[str]:
+    """The constants in which two generated-set versions (``dataset_generator`` JSON) differ; an empty
+    ``stored`` (recorded data, or a file from before the generator was recorded) differs from any set."""
+    if stored == current:
+        return []
+    if not stored or not current:
+        return [f"generator constants {'not recorded' if not stored else 'recorded'} -> "
+                f"{'none' if not current else 'recorded'}"]
+    return config_diff(stored, current)
+
+
+def check_same_generator(stored: str, current: str, what: str, dataset: str) -> None:
+    """Raise :class:`ConfigMismatchError` naming the constants in which the generated set behind
+    ``what`` differs from the one this run uses."""
+    differences = generator_differences(stored, current)
+    if differences:
+        raise ConfigMismatchError(
+            f"{what} was made from another version of the {dataset} set ({'; '.join(differences[:6])}"
+            f"{'; ...' if len(differences) > 6 else ''}); drop --resume or use another --out")
+
+
 def check_splits(splits: Splits) -> None:
     """Refuse inputs that cannot carry a result, and say when a split is too small to choose on."""
     pool = splits.preprocessing.pool
@@ -135,7 +156,8 @@ class Run:
         state = self._read(path)
         if state is not None:
             check_same_config(str(state.pop("config")), self.config_text, str(path), self.extendable)
-            self._check_same_data(state, path)
+            check_same_generator(str(state.pop("dataset_generator", "")), self.data_generator, str(path),
+                                 self.splits.dataset)
             return state
         if not self.extendable:
             return None
@@ -144,30 +166,23 @@ class Run:
         for path in finished:
             state = self._read(path)
             stored = str(state.pop("config"))
-            if not config_diff(stored, self.config_text, self.extendable):
-                self._check_same_data(state, path)
+            generator = str(state.pop("dataset_generator", ""))
+            if not config_diff(stored, self.config_text, self.extendable) and not generator_differences(
+                    generator, self.data_generator):
                 self.note_resume(f"from the finished run kept in {path}")
                 return state
-            mismatch = mismatch or (stored, path)
+            mismatch = mismatch or (stored, generator, path)
         if mismatch is not None:
-            check_same_config(mismatch[0], self.config_text, f"the finished run kept in {mismatch[1]}", self.extendable)
+            what = f"the finished run kept in {mismatch[2]}"
+            check_same_config(mismatch[0], self.config_text, what, self.extendable)
+            check_same_generator(mismatch[1], self.data_generator, what, self.splits.dataset)
         return None
 
     @property
     def data_generator(self) -> str:
-        """The generator's constants of a generated set (JSON), empty for recorded data or before loading."""
-        return self.splits.train.generator if self.splits is not None else ""
-
-    def _check_same_data(self, state: dict, path: Path) -> None:
-        """A checkpoint made from another version of a generated set is an error naming the constants
-        that differ (the configuration names only the set; checkpoints from before the generator was
-        recorded count as another version)."""
-        stored = str(state.pop("dataset_generator", ""))
-        if stored != self.data_generator:
-            differences = config_diff(stored or "{}", self.data_generator or "{}") or ["(not recorded)"]
-            raise ConfigMismatchError(
-                f"{path} was made from another version of the {getattr(self.splits, 'dataset', 'generated')} set "
-                f"(generator: {'; '.join(differences[:6])}); drop --resume or use another --out")
+        """The constants of a generated set (JSON; empty for recorded data), which checkpoints record: the
+        configuration names only the set, so a checkpoint of another version of it is refused."""
+        return self.splits.train.generator
 
     def save_checkpoint(self, name: str = "state.npz", **arrays) -> None:
         files.save_arrays(self.checkpoint_dir / name, config=self.config_text,
@@ -224,7 +239,6 @@ class Run:
         return stamp(ds, self.started)
 
 
-
 def config_key(config_text: str) -> str:
     """A short hash of a configuration's JSON text."""
     import hashlib
@@ -237,7 +251,8 @@ def write_results(ds: xr.Dataset, out: Path, keep_state: bool = False) -> Path:
     the results of another configuration (or of another version of a generated set): then beside it,
     with a hash of both in the name, so nothing already written is lost. The run's checkpoints go
     once the results are safe; with ``keep_state`` (a rule with extendable options) its last
-    checkpoint stays beside the results file as the run's final state (``<results>.state.pt``), from which ``--resume`` can go on."""
+    checkpoint stays beside the results file as the run's final state (``<results>.state.pt``), from
+    which ``--resume`` can go on."""
     stem = f"{ds.attrs['rule']}_{ds.attrs['dataset']}_seed{ds.attrs['seed']}"
     path = Path(out) / f"{stem}.nc"
     if path.exists():
@@ -247,7 +262,8 @@ def write_results(ds: xr.Dataset, out: Path, keep_state: bool = False) -> Path:
         except (OSError, ValueError):
             same = False
         if not same:
-            path = Path(out) / f"{stem}_{config_key(ds.attrs['config'] + ds.attrs.get('dataset_generator', ''))}.nc"
+            key = config_key(ds.attrs["config"] + ds.attrs.get("dataset_generator", ""))
+            path = Path(out) / f"{stem}_{key}.nc"
             print(f"{Path(out) / (stem + '.nc')} holds another configuration's results; writing {path}",
                   file=sys.stderr)
     files.write_netcdf(ds, path)

@@ -49,6 +49,7 @@ import numpy as np
 import xarray as xr
 from tqdm import tqdm
 
+from datasets import default_generator
 from models import files
 from models.units import config_json, parse_assignments
 from studies import registry
@@ -123,8 +124,10 @@ def check_grid(spec, grid: dict[str, list], base: dict) -> dict[str, list[str]]:
 
 
 def point_key(config) -> str:
-    """A hash of the point's whole configuration (its output folder left out)."""
+    """A hash of the point's whole configuration (its output folder left out) and of the constants of
+    a generated set, so that a point made from another version of the set is a new point."""
     text = config_json(dataclasses.replace(config, run=dataclasses.replace(config.run, out=Path("."), resume=False)))
+    text += default_generator(config.run.dataset or "")
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -162,10 +165,11 @@ def run_point(spec, config, reuse: bool) -> dict:
         out["best_val_accuracy"] = float(np.nanmax(ds.val_accuracy.values)) if "val_accuracy" in ds else float("nan")
         if not np.isfinite(out["reused_binary"]):
             out["reused_binary"] = 0.0
-        out.update(error="", dataset=ds.attrs["dataset"])
+        out.update(error="", dataset=ds.attrs["dataset"], dataset_generator=ds.attrs.get("dataset_generator", ""))
     except Exception as error:  # a failing point is recorded, the scan goes on
         out = {name: float("nan") for name in METRICS}
-        out.update(error=f"{type(error).__name__}: {error}\n{traceback.format_exc(limit=3)}", dataset="")
+        out.update(error=f"{type(error).__name__}: {error}\n{traceback.format_exc(limit=3)}", dataset="",
+                   dataset_generator="")
     out["point_seconds"] = time.perf_counter() - start
     out.update(start_time=started, host=socket.gethostname())
     return out
@@ -174,7 +178,8 @@ def run_point(spec, config, reuse: bool) -> dict:
 def _save_point(path: Path, point: dict, seed: int, config, result: dict) -> None:
     ds = xr.Dataset({name: ((), result[name], {"units": u, "long_name": n}) for name, (u, n) in METRICS.items()})
     ds.attrs.update(point=json.dumps(point, sort_keys=True), seed=seed, error=result["error"],
-                    dataset=result["dataset"], config=config_json(config))
+                    dataset=result["dataset"], dataset_generator=result["dataset_generator"],
+                    config=config_json(config))
     stamp(ds, result["start_time"], host=result["host"])  # where and when the point ran
     files.write_netcdf(integers_with_gaps(ds, "reused_binary"), path)
 
@@ -229,7 +234,7 @@ def combine(spec, grid, seeds, jobs, base, wall_seconds, start_time: str | None 
     shape = [len(grid[n]) for n in names] + [len(seeds)]
     data = {name: np.full(shape, np.nan) for name in METRICS}
     errors = np.full(shape, "", dtype=object)
-    dataset = ""
+    dataset = generator = ""
     for index in itertools.product(*(range(len(grid[n])) for n in names)):
         point = {n: grid[n][i] for n, i in zip(names, index)}
         for k, seed in enumerate(seeds):
@@ -239,13 +244,14 @@ def combine(spec, grid, seeds, jobs, base, wall_seconds, start_time: str | None 
                     data[name][index + (k,)] = float(ds[name])
                 errors[index + (k,)] = ds.attrs.get("error", "")
                 dataset = dataset or ds.attrs.get("dataset", "")
+                generator = generator or ds.attrs.get("dataset_generator", "")
     dims = names + ["seed"]
     variables = {name: (dims, data[name], {"units": u, "long_name": n}) for name, (u, n) in METRICS.items()}
     variables["error"] = (dims, errors.astype(str), {"long_name": "error of a failed point (empty when it ran)"})
     ds = xr.Dataset(variables, coords={**{n: grid[n] for n in names}, "seed": seeds})
     for n in names:
         ds[n].attrs["long_name"] = f"scanned option {n} (values as given)"
-    ds.attrs.update(rule=spec.name, scan_parameters=",".join(names), dataset=dataset,
+    ds.attrs.update(rule=spec.name, scan_parameters=",".join(names), dataset=dataset, dataset_generator=generator,
                     base_config=json.dumps({k: str(v) for k, v in base.items()}, sort_keys=True),
                     failed_points=int(np.sum(errors != "")), wall_seconds=float(wall_seconds))
     return integers_with_gaps(stamp(ds, start_time or now()), "reused_binary")

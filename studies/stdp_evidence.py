@@ -24,6 +24,7 @@ if __name__ == "__main__":  # --help from the cache, before the imports below ta
     answer_from_cache(__file__)
 
 import dataclasses
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -137,6 +138,8 @@ def evidence(config: EvidenceConfig) -> xr.Dataset:
     }, coords={"dataset": datasets, "seed": seeds, "network": list(NETWORKS), "readout": list(READOUTS)})
     ds.attrs.update(study="stdp_evidence", rule="stdp", dataset=",".join(datasets), config=config_json(config),
                     stdp_config=config_json(configs[datasets[0], seeds[0]]), n_classes=int(first[datasets[0]].attrs["n_classes"]),
+                    dataset_generator=json.dumps({d: first[d].attrs.get("dataset_generator", "") for d in datasets},
+                                                 sort_keys=True),
                     **results.provenance(started))
     return results.label_coordinates(ds)
 

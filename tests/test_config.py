@@ -122,7 +122,6 @@ def test_resume_from_another_version_of_a_generated_set_names_the_constants(tmp_
 @pytest.mark.not_results("a stand-in for a stored comparison pair, with only the attributes a resume reads")
 def test_a_stored_comparison_pair_from_another_version_of_the_set_is_refused(tmp_path):
     import xarray as xr
-    from brian2 import ms
 
     from studies import compare_shd
 
@@ -139,3 +138,37 @@ def test_a_stored_comparison_pair_from_another_version_of_the_set_is_refused(tmp
                 compare_shd.stored_pair(spec, config, path, resume=True)
         else:
             assert compare_shd.stored_pair(spec, config, path, resume=True).attrs["dataset"] == "synthetic"
+
+
+def test_a_finished_run_is_extended_from_the_state_of_its_own_version_of_the_set(tmp_path):
+    """Beside one results file of an older version of the set, the state of this version is found."""
+    from models import files
+
+    spec = registry.get("counts")
+    config = spec.config()
+    config = dataclasses.replace(config, run=dataclasses.replace(config.run, out=tmp_path, resume=True))
+    run = Run("counts", config, extendable=("n_bins",))
+    run.splits = _splits_of(TimingConfig())
+    old, new = config_json(TimingConfig(shared_onsets=False)), run.data_generator
+    files.save_arrays(tmp_path / f"{run.stem}.state.npz", config=run.config_text, dataset_generator=old, step=1)
+    files.save_arrays(tmp_path / f"{run.stem}_0123abcd.state.npz", config=run.config_text, dataset_generator=new,
+                      step=2)
+    assert run.load_checkpoint()["step"] == 2
+    (tmp_path / f"{run.stem}_0123abcd.state.npz").unlink()
+    with pytest.raises(ConfigMismatchError, match="another version of the synthetic set.*shared_onsets"):
+        run.load_checkpoint()
+
+
+@pytest.mark.not_results("a stand-in for a stored comparison pair, with only the attributes a resume reads")
+def test_a_stored_pair_of_recorded_data_from_before_the_generator_was_recorded_resumes(tmp_path):
+    import xarray as xr
+
+    from studies import compare_shd
+
+    spec = registry.get("counts")
+    config = spec.config()
+    config = dataclasses.replace(config, run=dataclasses.replace(config.run, dataset="fsdd", out=tmp_path))
+    current = config_json(dataclasses.replace(config, run=dataclasses.replace(config.run, resume=False)))
+    path = tmp_path / "counts_seed0.nc"
+    xr.Dataset(attrs={"config": current, "dataset": "fsdd"}).to_netcdf(path)
+    assert compare_shd.stored_pair(spec, config, path, resume=True).attrs["dataset_generator"] == ""

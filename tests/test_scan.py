@@ -108,3 +108,17 @@ def test_brian2_scan_reuses_one_binary_per_worker_and_matches_fresh_builds(tmp_p
     for name in ("test_accuracy", "spikes_per_sample", "synaptic_operations_per_sample"):
         np.testing.assert_array_equal(ds[name].values, fresh[name].values, err_msg=name)
     assert not (tmp_path / "reused" / "scan_lsm" / "build").exists(), "kept binaries are removed after the scan"
+
+
+def test_a_point_made_from_another_version_of_a_generated_set_is_a_new_point(monkeypatch):
+    from brian2 import ms
+
+    from datasets import TimingConfig
+    from models.units import config_json
+    from studies import registry
+
+    config = scan.point_config(registry.get("counts"), {"dataset": "synthetic"}, {"n_bins": "4"}, 0)
+    key = scan.point_key(config)
+    assert scan.point_key(config) == key
+    monkeypatch.setattr(scan, "default_generator", lambda name: config_json(TimingConfig(spread=7 * ms)))
+    assert scan.point_key(config) != key, "the set's constants are part of the point"

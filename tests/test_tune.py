@@ -232,7 +232,6 @@ def test_a_search_on_a_generated_set_is_tied_to_the_sets_version(monkeypatch):
     config = tune.TuneConfig(run=RunConfig(dataset="synthetic"), rule="counts")
     stored = tune.identity(config)
     assert json.loads(stored)["dataset_generator"] == json.loads(config_json(TimingConfig()))
-    check_same_config(stored, tune.identity(config), "the search")  # the same version resumes
     fsdd = tune.TuneConfig(run=RunConfig(dataset="fsdd"), rule="counts")
     assert "dataset_generator" not in json.loads(tune.identity(fsdd)), "recorded data has no generator"
     monkeypatch.setattr(tune, "default_generator", lambda name: config_json(TimingConfig(spread=7 * ms)))
