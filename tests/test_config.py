@@ -119,20 +119,25 @@ def test_resume_from_another_version_of_a_generated_set_names_the_constants(tmp_
         newer.load_checkpoint()
 
 
-@pytest.mark.not_results("a stand-in for a stored comparison pair, with only the attributes a resume reads")
-def test_a_stored_comparison_pair_from_another_version_of_the_set_is_refused(tmp_path):
+def _stored_pair(tmp_path, dataset, **attrs):
+    """The counts rule's study config on ``dataset`` and a stand-in for its stored comparison pair with ``attrs``."""
     import xarray as xr
-
-    from studies import compare_shd
 
     spec = registry.get("counts")
     config = spec.config()
-    config = dataclasses.replace(config, run=dataclasses.replace(config.run, dataset="synthetic", out=tmp_path))
+    config = dataclasses.replace(config, run=dataclasses.replace(config.run, dataset=dataset, out=tmp_path))
     current = config_json(dataclasses.replace(config, run=dataclasses.replace(config.run, resume=False)))
     path = tmp_path / "counts_seed0.nc"
+    xr.Dataset(attrs={"config": current, "dataset": dataset, **attrs}).to_netcdf(path)
+    return spec, config, path
+
+
+@pytest.mark.not_results("a stand-in for a stored comparison pair, with only the attributes a resume reads")
+def test_a_stored_comparison_pair_from_another_version_of_the_set_is_refused(tmp_path):
+    from studies import compare_shd
+
     for generator, refused in ((TimingConfig(), False), (TimingConfig(spread=7 * ms), True)):
-        xr.Dataset(attrs={"config": current, "dataset": "synthetic",
-                          "dataset_generator": config_json(generator)}).to_netcdf(path)
+        spec, config, path = _stored_pair(tmp_path, "synthetic", dataset_generator=config_json(generator))
         if refused:
             with pytest.raises(ConfigMismatchError, match=r"another version of the synthetic set.*spread"):
                 compare_shd.stored_pair(spec, config, path, resume=True)
@@ -161,14 +166,7 @@ def test_a_finished_run_is_extended_from_the_state_of_its_own_version_of_the_set
 
 @pytest.mark.not_results("a stand-in for a stored comparison pair, with only the attributes a resume reads")
 def test_a_stored_pair_of_recorded_data_from_before_the_generator_was_recorded_resumes(tmp_path):
-    import xarray as xr
-
     from studies import compare_shd
 
-    spec = registry.get("counts")
-    config = spec.config()
-    config = dataclasses.replace(config, run=dataclasses.replace(config.run, dataset="fsdd", out=tmp_path))
-    current = config_json(dataclasses.replace(config, run=dataclasses.replace(config.run, resume=False)))
-    path = tmp_path / "counts_seed0.nc"
-    xr.Dataset(attrs={"config": current, "dataset": "fsdd"}).to_netcdf(path)
+    spec, config, path = _stored_pair(tmp_path, "fsdd")
     assert compare_shd.stored_pair(spec, config, path, resume=True).attrs["dataset_generator"] == ""
