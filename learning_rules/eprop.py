@@ -116,6 +116,7 @@ class EPropParams:
     train_hidden: bool = True  # learn the input and recurrent weights (off: only the readout learns, the learning-off control)
     batch_size: int = 1  # samples per Adam step: 1 learns online after every sample; more averages a mini-batch's gradients (data-parallel over the study's workers)
     trace_dtype: Literal["float32", "float64"] = "float32"  # storage of the per-synapse eligibility traces (the gradient itself sums in float64)
+    readout_reduction: Literal["per_step", "mean"] = "per_step"  # the loss: cross-entropy at every step, or of the readout's mean over time with one learning signal at the sample's end (the BPTT baseline's 'per_step' and 'mean')
 
     def __post_init__(self):
         check_quantity("learning_rate", self.learning_rate, volt)
@@ -128,6 +129,10 @@ class EPropParams:
             raise ValueError("n_hidden and damping must be positive and rate_penalty not negative")
         if self.trace_dtype not in ("float32", "float64"):
             raise ValueError(f"trace_dtype must be 'float32' or 'float64', got {self.trace_dtype!r}")
+        if self.readout_reduction not in ("per_step", "mean"):
+            raise ValueError(f"readout_reduction must be 'per_step' or 'mean', got {self.readout_reduction!r}")
+        if self.readout_reduction == "mean" and self.update != "sample":
+            raise ValueError("readout_reduction='mean' needs update='sample': its learning signal is known only at the sample's end")
         if self.batch_size < 1 or (self.batch_size > 1 and self.update != "sample"):
             raise ValueError(f"batch_size must be at least 1, and 1 with update='online' (got {self.batch_size})")
 
@@ -237,15 +242,32 @@ PSEUDO_DERIVATIVE = "psi = gamma_pd * int(not_refractory) / (unit * (slope * abs
 #: the hidden neuron is refractory (``not_refractory`` is this step's, set by the state update);
 #: then the filtered eligibility trace and the gradient, with this step's pseudo-derivative and
 #: learning signal.
-ACCUMULATE_GRADIENT = ("eps = eps + int(not_refractory_post) * ((alpha_m_post - 1) * eps + c_mv_post * pI_pre)\n"
-                       "ebar_v = alpha_m_post * ebar_v + c_mv_post * ebar_I\n"
-                       "ebar_I = alpha_s_post * ebar_I + psi_post * eps\n"
-                       "grad = grad + inv_steps * L_post * ebar_v\n")
+ELIGIBILITY = ("eps = eps + int(not_refractory_post) * ((alpha_m_post - 1) * eps + c_mv_post * pI_pre)\n"
+               "ebar_v = alpha_m_post * ebar_v + c_mv_post * ebar_I\n"
+               "ebar_I = alpha_s_post * ebar_I + psi_post * eps\n")
+ACCUMULATE_GRADIENT = ELIGIBILITY + "grad = grad + inv_steps * L_post * ebar_v\n"
 ACCUMULATE_REGULARISER = "reg = reg + psi_post * eps\n"
 ONLINE_STEP = "w = w - learn_post * lr_post * unit_post * L_post * ebar_v\n"
 ACCUMULATE_READOUT_GRADIENT = "grad = grad + inv_steps * (prob_post - target_post) * qv_pre / unit_post\n"
 ONLINE_READOUT_STEP = "w = w - learn_pre * lr_pre * (prob_post - target_post) * qv_pre\n"
 ACCUMULATE_LOSS = "ysum = ysum + y / unit\nce = ce - inv_steps * target * log(prob)"
+
+#: The loss on the readout's mean over time (``readout_reduction='mean'``), the cross-entropy of
+#: softmax(ysum / T). Its learning signal L_j = sum_k B_jk (pm_k - target_k) is one number per
+#: sample, known once the sample has ended, so each synapse sums its filtered eligibility trace
+#: over the sample in ``grad`` and multiplies it by L_j / T at the end (g_ji = L_j (1/T) sum_t
+#: ebar_ji(t)); the readout likewise. ``ysum`` advances in the 'start' slot, before the summed
+#: ``Zm`` and ``L`` of the 'groups' slot, so that after a sample's last step they hold its whole mean.
+READOUT_MEAN_EQUATIONS = "Zm : 1\npm = exp(inv_steps * ysum) / Zm : 1\n"
+SOFTMAX_MEAN_NORM = "Zm_post = exp(inv_steps * ysum_pre) : 1 (summed)"
+SYMMETRIC_MEAN_SIGNAL = "L_pre = (w / unit_post) * (pm_post - target_post) : 1 (summed)\n"
+RANDOM_MEAN_SIGNAL = "L_post = (b / unit_post) * (pm_pre - target_pre) : 1 (summed)\nb : volt"
+ACCUMULATE_MEAN_GRADIENT = ELIGIBILITY + "grad = grad + ebar_v\n"
+FINISH_MEAN_GRADIENT = "grad = inv_steps * L_post * grad\n"
+ACCUMULATE_MEAN_READOUT_GRADIENT = "grad = grad + qv_pre / unit_post\n"
+FINISH_MEAN_READOUT_GRADIENT = "grad = inv_steps * (pm_post - target_post) * grad\n"
+ACCUMULATE_MEAN_READOUT = "ysum = ysum + y / unit"
+MEAN_LOSS = "ce = -target * log(pm)"
 
 #: When each block runs: Brian2's ``when`` slot and the ``order`` within it. At every sample start
 #: the per-sample record is read first, then the update of the sample that just ended is applied
@@ -263,6 +285,7 @@ SCHEDULE = {
     "reset_synapses": ("start", -29),
     "reset_readout": ("start", -28),
     "advance_filters": ("start", 0),
+    "accumulate_readout": ("start", 5),
     "pseudo_derivative": ("thresholds", -6),
     "accumulate_gradient": ("thresholds", -5),
     "decay_traces": ("thresholds", -4),
@@ -391,10 +414,15 @@ class EPropNetwork(ChunkedReplayNetwork):
                            namespace=consts)
         hidden.lr, hidden.slope, hidden.gamma_pd = p.learning_rate, p.surrogate_slope, p.damping
         hidden.accumulate = 0.0
-        readout = NeuronGroup(n_out, READOUT_EQUATIONS, name="readout", namespace=consts)
+        mean = p.readout_reduction == "mean"
+        readout = NeuronGroup(n_out, READOUT_EQUATIONS + (READOUT_MEAN_EQUATIONS if mean else ""), name="readout",
+                              namespace=consts)
+        if mean:  # the softmax of an all-zero sum, so that the update at the first sample start is finite
+            readout.Zm = n_out
         for group in (self.replay.group, hidden, readout):
             group.alpha_m, group.alpha_s, group.c_mv, group.unit = k.alpha_mem, k.alpha_syn, k.coupling, self.unit
-        norm = Synapses(readout, readout, SOFTMAX_NORM, name="softmax_norm", namespace=consts)
+        norm = Synapses(readout, readout, SOFTMAX_MEAN_NORM if mean else SOFTMAX_NORM, name="softmax_norm",
+                        namespace=consts)
         norm.connect()
         plastic = []
         traces = {name: np.dtype(p.trace_dtype) for name in TRACES}
@@ -407,28 +435,32 @@ class EPropNetwork(ChunkedReplayNetwork):
                            name="recurrent_synapses", namespace=consts, dtype=traces)
             rec.connect(condition=None if p.self_connections else "i != j")
             plastic.append(rec)
-        readout_model = READOUT_MODEL + (SYMMETRIC_SIGNAL if p.feedback == "symmetric" else "")
+        readout_model = READOUT_MODEL + ("" if p.feedback != "symmetric" else SYMMETRIC_MEAN_SIGNAL if mean
+                                         else SYMMETRIC_SIGNAL)
         out = Synapses(hidden, readout, readout_model, on_pre=READOUT_ON_PRE, name="readout_synapses",
                        namespace=consts)
         out.connect()
         objects = [self.replay.group, hidden, readout, norm, *plastic, out]
         if p.feedback == "random":
-            signal = Synapses(readout, hidden, RANDOM_SIGNAL, name="random_feedback", namespace=consts)
+            signal = Synapses(readout, hidden, RANDOM_MEAN_SIGNAL if mean else RANDOM_SIGNAL, name="random_feedback",
+                              namespace=consts)
             signal.connect()
             signal.b = self.feedback_.T.ravel() * volt  # synapse (k, j) holds B_jk
             objects.append(signal)
             self.signal = signal
         # Within the 'groups' slot the softmax normaliser must be summed before the learning signal.
-        norm.summed_updaters["Z_post"].order = hidden.order - 10
+        norm.summed_updaters["Zm_post" if mean else "Z_post"].order = hidden.order - 10
 
         ops = [_every_sample(hidden, COUNT_UPDATE, "count_update", t_sample)]
         if p.rate_penalty > 0:
             ops.append(_every_sample(hidden, RATE_ERROR, "count_update", t_sample))
         if p.update == "sample":
             add_reg = ADD_REGULARISER if p.rate_penalty > 0 else ""
+            finish, finish_out = (FINISH_MEAN_GRADIENT, FINISH_MEAN_READOUT_GRADIENT) if mean else ("", "")
             if p.train_hidden:
-                ops += [_every_sample(syn, add_reg + _adam("post"), "apply_update", t_sample) for syn in plastic]
-            ops.append(_every_sample(out, _adam("pre"), "apply_update", t_sample))
+                ops += [_every_sample(syn, finish + add_reg + _adam("post"), "apply_update", t_sample)
+                        for syn in plastic]
+            ops.append(_every_sample(out, finish_out + _adam("pre"), "apply_update", t_sample))
         ops.append(_every_sample(hidden, RESET_HIDDEN, "reset_neurons", t_sample))
         ops.append(_every_sample(self.replay.group, RESET_INPUT, "reset_neurons", t_sample))
         ops += [_every_sample(syn, RESET_PLASTIC, "reset_synapses", t_sample) for syn in plastic]
@@ -440,15 +472,20 @@ class EPropNetwork(ChunkedReplayNetwork):
         ops.append(_every_step(hidden, DECAY_TRACE, "decay_traces"))
         if p.train_hidden:  # the learning-off control needs no eligibility (only its readout's gradient)
             ops.append(_every_step(hidden, PSEUDO_DERIVATIVE, "pseudo_derivative"))
-            step = ACCUMULATE_GRADIENT
+            step = ACCUMULATE_MEAN_GRADIENT if mean else ACCUMULATE_GRADIENT
             if p.rate_penalty > 0:
                 step += ACCUMULATE_REGULARISER
             if p.update == "online":
                 step += ONLINE_STEP
             ops += [_every_step(syn, step, "accumulate_gradient") for syn in plastic]
-        out_step = ACCUMULATE_READOUT_GRADIENT + (ONLINE_READOUT_STEP if p.update == "online" else "")
-        ops.append(_every_step(out, out_step, "accumulate_gradient"))
-        ops.append(_every_step(readout, ACCUMULATE_LOSS, "accumulate_gradient"))
+        if mean:
+            ops.append(_every_step(out, ACCUMULATE_MEAN_READOUT_GRADIENT, "accumulate_gradient"))
+            ops.append(_every_step(readout, ACCUMULATE_MEAN_READOUT, "accumulate_readout"))
+            ops.append(_every_step(readout, MEAN_LOSS, "accumulate_gradient"))
+        else:
+            out_step = ACCUMULATE_READOUT_GRADIENT + (ONLINE_READOUT_STEP if p.update == "online" else "")
+            ops.append(_every_step(out, out_step, "accumulate_gradient"))
+            ops.append(_every_step(readout, ACCUMULATE_LOSS, "accumulate_gradient"))
         when, order = SCHEDULE["record_sample"]
         self.readout_monitor = StateMonitor(readout, ["ysum", "ce"], record=True, dt=t_sample, when=when,
                                             order=order)

@@ -35,7 +35,7 @@ from studies.cli import run_main, study_main
 from studies.config import RunConfig
 from studies.registry import RuleSpec
 from studies.run import Run
-from studies.space import Float, Int
+from studies.space import Choice, Float, Int
 
 RULE = "eprop"
 #: A finished run resumed with a larger --epochs goes on from its final state.
@@ -173,6 +173,7 @@ SPEC = RuleSpec(
         "tau_mem": Float("8 ms", "80 ms", log=True),
         "tau_syn": Float("1 ms", "15 ms", log=True),
         "n_hidden": Int(32, 256, log=True),  # network size budget: at most 256 hidden neurons
+        "readout_reduction": Choice("per_step", "mean"),  # the loss (BPTT offers both, and its maximum over time)
     },
 )
 

@@ -40,7 +40,7 @@ from studies.cli import run_main, study_main
 from studies.config import RunConfig
 from studies.registry import RuleSpec
 from studies.run import Run
-from studies.space import Float, Int
+from studies.space import Choice, Float, Int
 
 RULE = "lsm"
 SPLITS = ("train", "val", "test")
@@ -192,7 +192,9 @@ SPEC = RuleSpec(
         "w_input": Float("1 mV", "8 mV", log=True),
         "p_connect": Float(0.02, 0.3, log=True),
         "tau_mem": Float("8 ms", "80 ms", log=True),
-        "n_bins": Int(1, 50, log=True),  # time bins of the readout's count features
+        # time bins of the readout's count features: counts that divide a sample of 100 k steps (1 s at
+        # 10, 1 or 0.1 ms), since the network counts in bins of whole steps
+        "n_bins": Choice(1, 2, 4, 5, 10, 20, 25, 50),
         "n_neurons": Int(100, 1000, log=True),  # network size budget: at most 1,000 neurons
     },
 )

@@ -21,16 +21,17 @@ N_IN, N_OUT, STEPS = 12, 3, 120
 
 
 def _gradients(build_dir, recurrent, seed=3, device="cpp_standalone", rate_penalty=0.0, self_connections=True,
-               damping=None, detach_recurrent=False, trace_dtype="float32"):
+               damping=None, detach_recurrent=False, trace_dtype="float32", readout_reduction="per_step"):
     """e-prop's gradient from Brian2, and autograd's gradient of the BPTT baseline's own loss (its
-    'per_step' cross-entropy and its rate regulariser) on the same network and weights (float64); with
+    cross-entropy of the same ``readout_reduction`` and its rate regulariser) on the same network and weights (float64); with
     ``damping``, also e-prop's gradient with that pseudo-derivative damping, on the same binary. With
     ``detach_recurrent`` autograd's gradient keeps the recurrent spikes out (e-prop's own approximation)."""
     rng = np.random.default_rng(0)
     raw = SpikeSample(rng.integers(0, N_IN, 300), rng.uniform(0, 0.12, 300) * second, 1)
     sample = preprocess(raw, Preprocessing(duration=STEPS * ms, dt=1 * ms))
     params = EPropParams(n_hidden=6, recurrent=recurrent, weight_scale=15.0, rate_penalty=rate_penalty,
-                         self_connections=self_connections, trace_dtype=trace_dtype)
+                         self_connections=self_connections, trace_dtype=trace_dtype,
+                         readout_reduction=readout_reduction)
     cache = BuildCache(build_dir / "kept")
 
     def network(p):
@@ -48,7 +49,7 @@ def _gradients(build_dir, recurrent, seed=3, device="cpp_standalone", rate_penal
     devices.reset_brian()
 
     baseline = BPTTClassifier(BPTTParams(n_hidden=6, recurrent=recurrent, self_connections=self_connections,
-                                         readout_reduction="per_step", rate_penalty=rate_penalty),
+                                         readout_reduction=readout_reduction, rate_penalty=rate_penalty),
                               n_inputs=N_IN, dt=1 * ms, duration=STEPS * ms)
     baseline.initialize(np.arange(N_OUT))
     model = baseline.model_.double()
@@ -107,6 +108,27 @@ def test_eprop_equals_autograd_of_its_own_approximation_with_recurrence(build_di
     for name in ("in", "rec", "out"):
         error = np.abs(eprop[name] - exact[name]).max() / np.abs(exact[name]).max()
         assert error < bound, f"{name}: relative error {error}"
+
+
+@pytest.mark.parametrize("recurrent", [False, True])
+def test_mean_loss_gradient_equals_autograd(build_dir, recurrent):
+    """``readout_reduction='mean'``, the cross-entropy of the readout's mean over time (the BPTT
+    baseline's 'mean'), learns from one signal per sample: each synapse sums its filtered eligibility
+    trace over the sample and multiplies the sum by the signal at the end. Its gradient is autograd's
+    of the baseline's 'mean' loss, rate regulariser included: exactly without recurrence, and with
+    recurrence once the recurrent spikes are kept out of the gradient (e-prop's approximation)."""
+    eprop, exact, _ = _gradients(build_dir, recurrent=recurrent, rate_penalty=2e-3, detach_recurrent=recurrent,
+                                 trace_dtype="float64", readout_reduction="mean")
+    for name in ("in", "rec", "out") if recurrent else ("in", "out"):
+        error = np.abs(eprop[name] - exact[name]).max() / np.abs(exact[name]).max()
+        assert error < 1e-9, f"{name}: relative error {error}"
+
+
+def test_mean_loss_needs_the_sample_update():
+    with pytest.raises(ValueError, match="needs update='sample'"):
+        EPropParams(readout_reduction="mean", update="online")
+    with pytest.raises(ValueError, match="readout_reduction must be"):
+        EPropParams(readout_reduction="max")
 
 
 def test_online_update_steps_along_the_sample_gradient(build_dir):
