@@ -46,9 +46,11 @@ METHODS = {
     "eprop": ("Three-factor e-prop (Bellec et al. 2020), online, symmetric feedback",
               "$\\Delta w_{ji} \\propto -\\sum_t L_j(t)\\,\\bar e_{ji}(t)$, "
               "$L_j = \\sum_k W^\\mathrm{out}_{kj}(\\pi_k - \\pi^*_k)$, $\\bar e_{ji} = \\kappa * (\\psi_j \\epsilon_{ji})$, "
-              "Adam after every sample; the loss is the cross-entropy at every step averaged over the sample, plus "
+              "Adam after every sample; the loss is the cross-entropy at every step averaged over the sample "
+              "('per_step'), or of the readout's mean over time ('mean': one learning signal per sample, "
+              "$\\Delta w_{ji} \\propto -L_j \\sum_t \\bar e_{ji}(t)$; a tuned choice), plus "
               "$\\lambda \\frac{1}{N}\\sum_j (r_j - r_0)^2$ on the hidden rates, the same terms as the BPTT baseline's "
-              "'per_step' loss (tested: without recurrence the two gradients agree to 1e-6).",
+              "'per_step' and 'mean' losses (tested: without recurrence the gradients agree with autograd's to 1e-6).",
               "the project's current-based LIF (reset to $v_\\mathrm{reset}$, no adaptation); the pseudo-derivative "
               "is the BPTT baseline's fast sigmoid, by default without the paper's damping $\\gamma_\\mathrm{pd} = 0.3$ "
               "(option `damping`; a constant factor on every hidden gradient, which Adam's per-weight normalisation "
@@ -59,7 +61,8 @@ METHODS = {
     "bptt": ("Backpropagation through time with surrogate gradients (Neftci et al. 2019), the baseline",
              "$\\Delta w \\propto -\\partial L / \\partial w$ by autograd through all time steps; "
              "$\\partial s/\\partial v = (\\beta|u|+1)^{-2}$; Adam on mini-batches; the loss is the cross-entropy of "
-             "the readout's maximum or mean over time or at every step ('per_step', e-prop's loss; a tuned choice), plus "
+             "the readout's maximum or mean over time or at every step (e-prop offers the mean and 'per_step'; a tuned "
+             "choice), plus "
              "e-prop's rate term.",
              "exact integration of the project's LIF instead of forward Euler; initial weights normal with standard "
              "deviation weight_scale / sqrt(fan-in) for input and readout alike (half for recurrent), one tuning "

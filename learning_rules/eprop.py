@@ -8,8 +8,14 @@ leaky non-spiking readout (the LIF membrane without threshold, integrated exactl
 :math:`y_k(t)` (in units of :math:`v_\\mathrm{threshold} - v_\\mathrm{rest}`) gives
 :math:`\\pi_k(t) = \\mathrm{softmax}_k\\, y(t)` and the loss, the cross-entropy at every step averaged over the
 sample's :math:`T` steps, :math:`E = -\\frac{1}{T}\\sum_t \\sum_k \\pi^*_k \\log \\pi_k(t)` (the BPTT baseline's
-``readout_reduction='per_step'``; its maximum over time needs the whole sample before any update and
-so has no online form).
+``readout_reduction='per_step'``). ``readout_reduction='mean'`` takes instead the BPTT baseline's
+cross-entropy of the readout's mean over time, :math:`E = -\\sum_k \\pi^*_k \\log \\mathrm{softmax}_k \\bar y`,
+:math:`\\bar y = \\frac{1}{T}\\sum_t y(t)`: its learning signal :math:`L_j = \\sum_k B_{jk}(\\mathrm{softmax}_k \\bar y
+- \\pi^*_k)` is one number per sample, known at its end (a delayed third factor), so each synapse sums its
+filtered eligibility trace over the sample and the gradient is :math:`g_{ji} = L_j \\frac{1}{T}\\sum_t \\bar
+e_{ji}(t)`, with the same state as the per-step form (the sum takes the place of the gradient's). The
+baseline's maximum over time has no such form: its gradient needs each class's trace at the step of that
+class's maximum, which is known only at the end (one stored trace per synapse and class).
 
 For the synapse :math:`i \\to j` (input or recurrent), with :math:`\\alpha_m, \\alpha_s, c` the exact
 integration constants of :mod:`models.lif_torch`:
