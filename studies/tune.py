@@ -99,7 +99,10 @@ def identity(config: TuneConfig, base=None) -> str:
     run = dataclasses.replace(config.run, out=Path("."), resume=False)
     text = config_json(dataclasses.replace(config, run=run, **{k: TuneConfig.__dataclass_fields__[k].default
                                                                 for k in _NOT_IDENTITY}))
-    generator = default_generator(config.run.dataset or "")  # a generated set's version is part of the search
+    # A generated set's version is part of the search. The default dataset (none named) falls back to
+    # the built-in set when SHD is missing, so its constants are part of a default search too (name
+    # --dataset shd to leave them out).
+    generator = default_generator(config.run.dataset or "synthetic")
     if base is None and not generator:
         return text
     parts = {"search": json.loads(text)}

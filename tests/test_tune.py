@@ -234,6 +234,8 @@ def test_a_search_on_a_generated_set_is_tied_to_the_sets_version(monkeypatch):
     assert json.loads(stored)["dataset_generator"] == json.loads(config_json(TimingConfig()))
     fsdd = tune.TuneConfig(run=RunConfig(dataset="fsdd"), rule="counts")
     assert "dataset_generator" not in json.loads(tune.identity(fsdd)), "recorded data has no generator"
+    default = tune.TuneConfig(run=RunConfig(), rule="counts")  # SHD, or the built-in set where SHD is missing
+    assert json.loads(tune.identity(default))["dataset_generator"] == json.loads(config_json(TimingConfig()))
     monkeypatch.setattr(tune, "default_generator", lambda name: config_json(TimingConfig(spread=7 * ms)))
     with pytest.raises(ConfigMismatchError, match=r"dataset_generator\.spread"):
         check_same_config(stored, tune.identity(config), "the search")
