@@ -58,6 +58,11 @@ def _accuracy(result, labels) -> float:
     return float(np.mean(result["logits"].argmax(axis=1) == labels))
 
 
+#: What the training loss is, per ``readout_reduction``.
+LOSS_NAMES = {"per_step": "cross-entropy per step, averaged over the sample",
+              "mean": "cross-entropy of the readout's mean over the sample"}
+
+
 def run(config: EPropStudyConfig, cache: BuildCache | None = None) -> xr.Dataset:
     """Train online, choose the epoch on validation, test once."""
     job = Run(RULE, config, extendable=EXTENDABLE)
@@ -127,8 +132,7 @@ def run(config: EPropStudyConfig, cache: BuildCache | None = None) -> xr.Dataset
                         "epoch": float(epoch + 1)}
             epoch, chunk, partial = epoch + 1, 0, {"loss": [], "correct": []}
             save(epoch, chunk)
-            print(f"epoch {epoch}/{config.epochs}: training loss {history['train_loss'][-1]:.3f} (cross-entropy per "
-                  f"step, averaged over the sample), accuracy "
+            print(f"epoch {epoch}/{config.epochs}: training loss {history['train_loss'][-1]:.3f} ({LOSS_NAMES[p.readout_reduction]}), accuracy "
                   f"{history['train_accuracy'][-1]:.3f}; validation {history['val_accuracy'][-1]:.3f}", file=sys.stderr)
             job.end_epoch(epoch, history["val_accuracy"][-1])
 
@@ -144,7 +148,7 @@ def run(config: EPropStudyConfig, cache: BuildCache | None = None) -> xr.Dataset
     ds = xr.Dataset(
         {
             **results.accuracy_vars(history["val_accuracy"], history["train_accuracy"]),
-            "train_loss": ("epoch", np.asarray(history["train_loss"]), {"units": "1", "long_name": "training loss per sample (cross-entropy per step, averaged over time)"}),
+            "train_loss": ("epoch", np.asarray(history["train_loss"]), {"units": "1", "long_name": f"training loss per sample ({LOSS_NAMES[p.readout_reduction]})"}),
             "val_loss": ("epoch", np.asarray(history["val_loss"]), {"units": "1", "long_name": "validation loss per sample"}),
             "epoch_seconds": ("epoch", np.asarray(history["epoch_seconds"]), {"units": "s", "long_name": "wall time of the epoch (training and validation)"}),
             **results.classifier_vars(splits, predicted, test["counts"], n_hidden=p.n_hidden,
