@@ -76,12 +76,9 @@ def hardware() -> str:
     averages (1, 5 and 15 minutes) when the file was written: timings on a loaded machine are slower."""
     import os
 
-    model = platform.processor() or platform.machine()
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
+    from models.engine.build_store import cpu_info
+
+    model = cpu_info("model name").get("model name") or platform.processor() or platform.machine()
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     memory = None
     with contextlib.suppress(ImportError):

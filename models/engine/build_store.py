@@ -53,13 +53,22 @@ def root() -> Path | None:
 
 
 @functools.lru_cache(maxsize=None)
-def _machine() -> str:
-    """The host and its processor (Brian2 compiles with -march=native)."""
-    model = platform.processor() or platform.machine()
+def cpu_info(*fields: str) -> dict[str, str]:
+    """The first value of each of ``fields`` in /proc/cpuinfo (``"model name"``, ``"flags"``), for
+    those present; empty where the file cannot be read (not Linux)."""
+    found = {}
     with contextlib.suppress(OSError):
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith(("model name", "flags")):
-                model += "|" + line.split(":", 1)[1].strip()
+            name, _, value = line.partition(":")
+            if name.strip() in fields and name.strip() not in found:
+                found[name.strip()] = value.strip()
+    return found
+
+
+def _machine() -> str:
+    """The host and its processor (Brian2 compiles with -march=native)."""
+    info = cpu_info("model name", "flags")
+    model = "|".join([platform.processor() or platform.machine()] + [info[k] for k in ("model name", "flags") if k in info])
     return f"{platform.node()}|{platform.machine()}|{model}|{os.environ.get('CXX', '')}"
 
 
