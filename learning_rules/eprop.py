@@ -69,6 +69,8 @@ the same network with the same surrogate, so that they differ only in how credit
   A spoken-digit label holds for the whole sample and has no recall period; with a learning
   signal at every step the update sees the whole sample, whereas eligibility traces, which forget
   within about :math:`\\tau_\\mathrm{mem}`, would carry only the end of it to a final-window signal.
+  ``readout_reduction='mean'`` gives one signal at the end instead, applied to each synapse's
+  eligibility summed over the whole sample (not online: it needs ``update='sample'``).
 - Self-connections are kept in the recurrent weights by default (the paper has none:
   ``self_connections=False``, which the BPTT baseline offers too): the baseline's recurrent matrix
   (after Zenke & Vogels' recurrent SHD network) is full, and both rules train the same network.
@@ -282,7 +284,9 @@ MEAN_LOSS = "ce = -target * log(pm)"
 #: before the threshold test (this step's v, softmax and learning signal are known), the
 #: pseudo-derivative is computed per neuron, then each synapse advances its eligibility vector with
 #: last step's presynaptic trace and accumulates its filtered eligibility trace and gradient, and
-#: then the presynaptic traces decay (this step's spikes add to them in the resets).
+#: then the presynaptic traces decay (this step's spikes add to them in the resets). With the mean
+#: loss the readout's running sum advances in the 'start' slot, right after the readout itself, so
+#: that the softmax and learning signal summed in the 'groups' slot see the sample so far.
 SCHEDULE = {
     "record_sample": ("start", -50),
     "count_update": ("start", -45),

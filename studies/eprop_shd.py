@@ -149,7 +149,7 @@ def run(config: EPropStudyConfig, cache: BuildCache | None = None) -> xr.Dataset
         {
             **results.accuracy_vars(history["val_accuracy"], history["train_accuracy"]),
             "train_loss": ("epoch", np.asarray(history["train_loss"]), {"units": "1", "long_name": f"training loss per sample ({LOSS_NAMES[p.readout_reduction]})"}),
-            "val_loss": ("epoch", np.asarray(history["val_loss"]), {"units": "1", "long_name": "validation loss per sample"}),
+            "val_loss": ("epoch", np.asarray(history["val_loss"]), {"units": "1", "long_name": f"validation loss per sample ({LOSS_NAMES[p.readout_reduction]})"}),
             "epoch_seconds": ("epoch", np.asarray(history["epoch_seconds"]), {"units": "s", "long_name": "wall time of the epoch (training and validation)"}),
             **results.classifier_vars(splits, predicted, test["counts"], n_hidden=p.n_hidden,
                                                recurrent=p.recurrent, n_parameters=n_params,

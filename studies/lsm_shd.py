@@ -192,8 +192,8 @@ SPEC = RuleSpec(
         "w_input": Float("1 mV", "8 mV", log=True),
         "p_connect": Float(0.02, 0.3, log=True),
         "tau_mem": Float("8 ms", "80 ms", log=True),
-        # time bins of the readout's count features: counts that divide a sample of 100 k steps (1 s at
-        # 10, 1 or 0.1 ms), since the network counts in bins of whole steps
+        # time bins of the readout's count features: counts that divide any multiple of 100 steps (a 1 s
+        # sample at 10, 1 or 0.1 ms), since the network counts in bins of whole steps
         "n_bins": Choice(1, 2, 4, 5, 10, 20, 25, 50),
         "n_neurons": Int(100, 1000, log=True),  # network size budget: at most 1,000 neurons
     },

@@ -93,9 +93,10 @@ class TuneConfig:
 _NOT_IDENTITY = ("trials", "workers", "scheduler", "local_cluster", "storage")
 
 
-def identity(config: TuneConfig, base=None) -> str:
+def identity(config: TuneConfig, base=None, space: dict | None = None) -> str:
     """The configuration a stored search must match to be resumed (with the caller's base study
-    config, when a comparison gives one, and the constants of a generated set)."""
+    config, when a comparison gives one, the constants of a generated set, and the search ``space``
+    the trials are drawn from, when given: a rule whose space changed starts a new search)."""
     run = dataclasses.replace(config.run, out=Path("."), resume=False)
     text = config_json(dataclasses.replace(config, run=run, **{k: TuneConfig.__dataclass_fields__[k].default
                                                                 for k in _NOT_IDENTITY}))
@@ -103,9 +104,11 @@ def identity(config: TuneConfig, base=None) -> str:
     # the built-in set when SHD is missing, so its constants are part of a default search too (name
     # --dataset shd to leave them out).
     generator = default_generator(config.run.dataset or "synthetic")
-    if base is None and not generator:
+    if base is None and not generator and space is None:
         return text
     parts = {"search": json.loads(text)}
+    if space is not None:
+        parts["space"] = space_json(space)
     if base is not None:
         base = dataclasses.replace(base, run=dataclasses.replace(base.run, out=Path("."), resume=False))
         parts["base"] = json.loads(config_json(base))
@@ -243,8 +246,9 @@ def storage_url(config: TuneConfig) -> str:
     return f"sqlite:///{folder.resolve() / 'study.db'}"
 
 
-def open_study(config: TuneConfig, storage: str, base=None):
-    """Create the search's study, or (``--resume``) load it and check that it is the same search."""
+def open_study(config: TuneConfig, storage: str, base=None, *, space: dict):
+    """Create the search's study, or (``--resume``) load it and check that it is the same search
+    (the same configuration and ``space``)."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -259,10 +263,11 @@ def open_study(config: TuneConfig, storage: str, base=None):
     study = optuna.create_study(storage=storage, study_name=name, direction="maximize", load_if_exists=True,
                                 pruner=make_pruner(config))
     if exists:
-        check_same_config(study.user_attrs.get("config", ""), identity(config, base), f"the search stored in {storage}")
+        check_same_config(study.user_attrs.get("config", ""), identity(config, base, space),
+                          f"the search stored in {storage}")
         requeue_interrupted(study)
     else:
-        study.set_user_attr("config", identity(config, base))
+        study.set_user_attr("config", identity(config, base, space))
         study.set_user_attr("started", now())
     return study
 
@@ -323,7 +328,7 @@ def search(config: TuneConfig, base=None) -> tuple[xr.Dataset, object]:
     started = now()
     p = plan(config, base)
     storage = storage_url(config)
-    study = open_study(config, storage, base)
+    study = open_study(config, storage, base, space=p.space)
     folder = Path(config.run.out) / f"tune_{p.spec.name}"
     executor = make_executor(config.workers, config.scheduler, config.local_cluster)
     wall_start = time.perf_counter()
@@ -454,7 +459,7 @@ def trials_dataset(study, config: TuneConfig, p: Plan, storage: str, started: st
         best_params=json.dumps({} if best is None else {k: _option_text(p.space, k, v) for k, v in best.params.items()},
                                sort_keys=True),
         wall_seconds=float(study.user_attrs.get("wall_seconds", np.nan)),
-        storage=_safe_storage(storage), study_name=study.study_name, config=identity(config, base),
+        storage=_safe_storage(storage), study_name=study.study_name, config=identity(config, base, p.space),
         **provenance(str(study.user_attrs.get("started", started))),
     )
     ds["trial"].attrs.update(long_name="trial number in the search", units="1")

@@ -124,6 +124,36 @@ def test_mean_loss_gradient_equals_autograd(build_dir, recurrent):
         assert error < 1e-9, f"{name}: relative error {error}"
 
 
+def test_mean_loss_applies_each_samples_signal_at_its_own_end(build_dir):
+    """With the mean loss, a chunk of two samples sums the same gradients as the two samples run one
+    by one (so each sample's signal meets its own eligibility, and nothing carries over into the next
+    sample); the loss recorded is the cross-entropy of the readout's mean. Random feedback here (the
+    symmetric signal is checked against autograd above): its signal must be finite and nonzero too."""
+    from models.engine.replay import ChunkedReplayNetwork
+
+    rng = np.random.default_rng(6)
+    samples = [preprocess(SpikeSample(rng.integers(0, N_IN, 250), rng.uniform(0, 0.12, 250) * second, k + 1),
+                          Preprocessing(duration=STEPS * ms, dt=1 * ms)) for k in range(2)]
+    params = EPropParams(n_hidden=8, weight_scale=15.0, rate_penalty=1e-3, feedback="random", trace_dtype="float64",
+                         readout_reduction="mean")
+    net = EPropNetwork(params, N_IN, N_OUT, dt=1 * ms, sample_duration=STEPS * ms, chunk_size=2, capacity=400,
+                       device_name="cpp_standalone", build_dir=build_dir, seed=2)
+    try:
+        singles = [net.gradient(sample) for sample in samples]
+        weights = {k: v for k, v in net.state_.items() if k.startswith("w_")}
+        parts = ChunkedReplayNetwork.present(net, samples, learn=True, accumulate=True, weights=weights)
+    finally:
+        devices.reset_brian()
+    for name in singles[0]:
+        together = sum(part["gradient_sum"][name] for part in parts)
+        expected = singles[0][name] + singles[1][name]
+        assert np.isfinite(together).all() and np.abs(expected).max() > 0, name
+        np.testing.assert_allclose(together, expected, rtol=1e-9, atol=1e-12 * np.abs(expected).max(), err_msg=name)
+    mean = np.concatenate([part["logits"] for part in parts]) / STEPS
+    cross_entropy = np.log(np.exp(mean).sum(axis=1)) - mean[np.arange(2), [s.label for s in samples]]
+    np.testing.assert_allclose(np.concatenate([part["loss"] for part in parts]), cross_entropy, rtol=1e-9)
+
+
 def test_mean_loss_needs_the_sample_update():
     with pytest.raises(ValueError, match="needs update='sample'"):
         EPropParams(readout_reduction="mean", update="online")

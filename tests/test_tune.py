@@ -239,3 +239,16 @@ def test_a_search_on_a_generated_set_is_tied_to_the_sets_version(monkeypatch):
     monkeypatch.setattr(tune, "default_generator", lambda name: config_json(TimingConfig(spread=7 * ms)))
     with pytest.raises(ConfigMismatchError, match=r"dataset_generator\.spread"):
         check_same_config(stored, tune.identity(config), "the search")
+
+
+def test_a_search_is_tied_to_its_space():
+    """A rule whose search space changed (a range, a kind, a new option) starts a new search: a resume
+    of one stored under another space is refused, naming the option."""
+    from studies.run import ConfigMismatchError, check_same_config
+    from studies.space import Choice, Int
+
+    config = tune.TuneConfig(run=RunConfig(dataset="fsdd"), rule="counts")
+    stored = tune.identity(config, space={"n_bins": Int(1, 50, log=True)})
+    check_same_config(stored, tune.identity(config, space={"n_bins": Int(1, 50, log=True)}), "the search")
+    with pytest.raises(ConfigMismatchError, match=r"space\.n_bins"):
+        check_same_config(stored, tune.identity(config, space={"n_bins": Choice(1, 2, 5, 10)}), "the search")
