@@ -83,9 +83,11 @@ def run(config: BPTTStudyConfig, cache=None) -> xr.Dataset:
               f"validation {val_acc:.3f}", file=sys.stderr)
         job.end_epoch(clf.epochs_done_, val_acc)
 
+    train_time = float(np.sum(history["epoch_seconds"]))
+    if job.validation_only:
+        return job.finish_validation(history["val_accuracy"], train_time, config.torch_device, history["train_accuracy"])
     clf.model_.load_state_dict(best["model"])
     predicted, counts = clf.evaluate(splits.test.samples)
-    train_time = float(np.sum(history["epoch_seconds"]))
     ds = xr.Dataset(
         {
             **results.accuracy_vars(history["val_accuracy"], history["train_accuracy"]),

@@ -49,6 +49,7 @@ class RunConfig:
     seed: int = 0  # seed of every random stream of the run
     out: Path = Path("results")  # folder for the results file, checkpoints and builds
     resume: bool = False  # continue from the checkpoints of an identical, interrupted run
+    validation_only: bool = dataclasses.field(default=False, metadata={"cli": False})  # a tuning trial: train and score on validation only; the test split is neither simulated nor scored
 
     def __post_init__(self):
         for name in ("n_train", "n_test"):

@@ -46,9 +46,12 @@ def run(config: CountsStudyConfig, cache=None) -> xr.Dataset:
     job = Run(RULE, config)
     t0 = time.perf_counter()
     splits = job.load_splits(config.input)
-    x = [spike_counts(d.samples, splits.n_channels, config.n_bins, config.input.duration)
-         for d in (splits.train, splits.val, splits.test)]
+    counts = lambda d: spike_counts(d.samples, splits.n_channels, config.n_bins, config.input.duration)  # noqa: E731
+    x = [counts(splits.train), counts(splits.val)]
     fit = fit_logistic_readout(x[0], splits.train.labels, x[1], splits.val.labels, seed=config.run.seed)
+    if job.validation_only:
+        return job.finish_validation([fit.val_accuracy], time.perf_counter() - t0, "none", [fit.train_accuracy])
+    x.append(counts(splits.test))
     n_features = x[0].shape[1]
     input_spikes = float(np.mean([len(s.units) for s in splits.test.samples]))
     ds = xr.Dataset({

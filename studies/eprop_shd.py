@@ -136,6 +136,9 @@ def run(config: EPropStudyConfig, cache: BuildCache | None = None) -> xr.Dataset
                   f"{history['train_accuracy'][-1]:.3f}; validation {history['val_accuracy'][-1]:.3f}", file=sys.stderr)
             job.end_epoch(epoch, history["val_accuracy"][-1])
 
+        if job.validation_only:
+            return job.finish_validation(history["val_accuracy"], float(np.sum(history["epoch_seconds"])), config.device,
+                                         history["train_accuracy"])
         net.state_ = {k: v for k, v in best.items() if k != "epoch"}
         test = net.present(splits.test.samples, learn=False, progress="test", workers=config.workers)
         build_seconds, reused = net.build_seconds, net.reused_binary

@@ -78,7 +78,8 @@ def run(config: LSMStudyConfig, cache: BuildCache | None = None) -> xr.Dataset:
     job = Run(RULE, config)
     seed, duration = config.run.seed, config.input.duration
     splits = job.load_splits(config.input)
-    sets = {"train": splits.train, "val": splits.val, "test": splits.test}
+    sets = {"train": splits.train, "val": splits.val, **({} if job.validation_only else {"test": splits.test})}
+    record_spikes = config.spike_time_readout and not job.validation_only  # a trial is scored on the logistic readout
     n_in, n_classes, n_res = splits.n_channels, splits.n_classes, config.params.n_neurons
     chunk_size = balanced_chunk_size([len(d) for d in sets.values()], config.chunk_size)
     capacity = chunk_capacity([d.samples for d in sets.values()], chunk_size, n_in)
@@ -87,12 +88,12 @@ def run(config: LSMStudyConfig, cache: BuildCache | None = None) -> xr.Dataset:
         liquid = Liquid(config.params, n_in, sample_duration=duration, dt=config.input.dt,
                         chunk_size=chunk_size, capacity=capacity, n_bins=config.n_bins,
                         device_name=config.device, build_dir=build_dir, seed=seed,
-                        record_spikes=config.spike_time_readout, cache=cache)
+                        record_spikes=record_spikes, cache=cache)
         for name, data in sets.items():
             saved = job.load_checkpoint(f"{name}.npz")
             if saved is not None:
                 responses[name] = {"counts": saved["counts"]}
-                if config.spike_time_readout:
+                if record_spikes:
                     responses[name]["spikes"] = _unpack_spikes(saved["sizes"], saved["units"], saved["times"])
                 seconds[name] = float(saved["seconds"])
                 job.note_resume(f"with the {name} responses already simulated")
@@ -101,17 +102,21 @@ def run(config: LSMStudyConfig, cache: BuildCache | None = None) -> xr.Dataset:
             responses[name] = liquid.responses(data.samples, progress=f"reservoir ({name})", workers=config.workers)
             seconds[name] = time.perf_counter() - t0
             arrays = dict(counts=responses[name]["counts"], seconds=seconds[name])
-            if config.spike_time_readout:
+            if record_spikes:
                 arrays.update(zip(("sizes", "units", "times"), _pack_spikes(responses[name]["spikes"])))
             job.save_checkpoint(f"{name}.npz", **arrays)
         build_seconds, reused = liquid.build_seconds, liquid.reused_binary
         binary_mib = liquid.compiled.peak_binary_memory
-        synops = liquid.synaptic_operations(splits.test.samples, responses["test"]["counts"])
+        if not job.validation_only:
+            synops = liquid.synaptic_operations(splits.test.samples, responses["test"]["counts"])
 
     t_readout = time.perf_counter()
     labels = {name: d.labels for name, d in sets.items()}
     feats = {name: r["counts"].reshape(len(r["counts"]), -1) for name, r in responses.items()}
     logistic = fit_logistic_readout(feats["train"], labels["train"], feats["val"], labels["val"], seed=seed)
+    if job.validation_only:
+        return job.finish_validation([logistic.val_accuracy], seconds["train"] + seconds["val"] + time.perf_counter() - t_readout,
+                                     config.device, [logistic.train_accuracy])
     predicted = predict_readout(logistic, feats["test"])
     test_logistic = float(np.mean(predicted == labels["test"]))
     raw = {name: spike_counts(d.samples, n_in, config.n_bins, duration) for name, d in sets.items()}

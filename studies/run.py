@@ -21,12 +21,13 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import xarray as xr
 
 from datasets import Preprocessing, Splits, load_splits
 from models import files
 from models.units import config_diff, config_json
-from studies.results import CONVENTIONS, dataset_attrs, memory_vars, now, stamp  # noqa: F401  (CONVENTIONS: kept importable here)
+from studies.results import CONVENTIONS, accuracy_vars, dataset_attrs, memory_vars, now, scalar, stamp  # noqa: F401  (CONVENTIONS: kept importable here)
 
 #: Functions called as ``listener(epoch, val_accuracy)`` after every epoch of a rule trained over
 #: epochs (see :func:`epoch_listener`); a tuning search's pruner listens here and may stop the run
@@ -121,7 +122,27 @@ class Run:
                                   n_test=s.n_test, seed=s.seed, split=s.split or "official",
                                   test_speakers=tuple(s.test_speakers) or None)
         check_splits(self.splits)
+        if self.validation_only:  # nothing can score the test split, not even by mistake
+            self.splits = dataclasses.replace(self.splits, test=dataclasses.replace(self.splits.test, samples=[]))
         return self.splits
+
+    @property
+    def validation_only(self) -> bool:
+        """A tuning trial: the rule trains and is scored on validation; the test split stays unseen
+        (empty here), and the study returns only what the search reads (:meth:`finish_validation`)."""
+        return bool(self.settings.validation_only)
+
+    def finish_validation(self, val_accuracy, train_seconds: float, device: str, train_accuracy=None,
+                          epochs=None) -> xr.Dataset:
+        """The results of a validation-only run: validation (and training) accuracy per epoch and the
+        training wall time, nothing measured on the test split."""
+        val_accuracy = np.atleast_1d(np.asarray(val_accuracy, dtype=float))
+        epochs = np.arange(1, len(val_accuracy) + 1) if epochs is None else np.asarray(epochs)
+        ds = xr.Dataset({**accuracy_vars(val_accuracy, train_accuracy),
+                         "train_seconds": scalar(float(train_seconds), "s", "training wall time (validation included)")},
+                        coords={"epoch": epochs})
+        ds.attrs["validation_only"] = 1
+        return self.finish(ds, device)
 
     @property
     def dataset(self) -> str:

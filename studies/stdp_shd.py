@@ -85,7 +85,7 @@ def run(config: STDPStudyConfig, cache: BuildCache | None = None) -> xr.Dataset:
     splits = job.load_splits(config.input)
     n_in, n_classes = splits.n_channels, splits.n_classes
     y = {"train": splits.train.labels, "val": splits.val.labels, "test": splits.test.labels}
-    sets = {"train": splits.train, "val": splits.val, "test": splits.test}
+    sets = {"train": splits.train, "val": splits.val, **({} if job.validation_only else {"test": splits.test})}
     state = job.load_checkpoint()
     workers = config.workers
 
@@ -154,6 +154,12 @@ def run(config: STDPStudyConfig, cache: BuildCache | None = None) -> xr.Dataset:
                   f"assignment {history['val_assignment'][-1]:.3f}", file=sys.stderr)
             job.end_epoch(epoch, logistic.val_accuracy)
 
+        if job.validation_only:
+            if not history["val_logistic"]:  # nothing learned: the frozen network is the one scored
+                _, logistic = _readouts(frozen["train"], frozen["val"], y["train"], y["val"], n_classes, seed)
+                history.update(val_logistic=[logistic.val_accuracy], train_logistic=[logistic.train_accuracy])
+            return job.finish_validation(history["val_logistic"], float(np.sum(history["epoch_seconds"])), config.device,
+                                         history["train_logistic"])
         if best is None:  # nothing learned: the frozen network is the one tested
             best = dict(weights=initial_weights, theta=np.zeros(config.params.n_neurons), train=frozen["train"],
                         val=frozen["val"], epoch=-1)

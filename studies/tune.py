@@ -8,8 +8,10 @@
 Each rule declares its search space once, in its study module (``SPEC.search_space``, ranges from
 :mod:`studies.space`, values with units). A seeded TPE sampler draws every trial's options; a trial is
 one run of the rule's study with them, and its score is its best validation accuracy over the epochs
-it trained (the test split never enters the search). Rules trained over epochs report validation
-accuracy after every epoch to one pruner, the same for every rule (Optuna's median rule: a trial
+it trained. The test split never enters the search: a trial runs its study with ``validation_only``,
+so the test split is neither simulated nor scored (nor is a readout that only the final run reports,
+such as the liquid's spike-time readout). Rules trained over epochs report validation accuracy after
+every epoch to one pruner, the same for every rule (Optuna's median rule: a trial
 below the median of earlier trials at the same epoch stops there; ``--no-prune`` turns it off).
 
 Budget: ``--trials`` is the same for every rule of a fair comparison, and every trial is capped at
@@ -345,6 +347,8 @@ def search(config: TuneConfig, base=None) -> tuple[xr.Dataset, object]:
                 options = suggest(trial, p.space)
                 trial_config = apply(p.base, {**options, "out": str(folder / "work" / f"trial_{trial.number}"),
                                               "resume": False})
+                trial_config = dataclasses.replace(trial_config, run=dataclasses.replace(trial_config.run,
+                                                                                        validation_only=True))
                 future = executor.submit(run_trial, p.spec, trial_config, storage, study.study_name,
                                          trial._trial_id, config)
                 pending[future] = trial

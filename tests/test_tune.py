@@ -53,6 +53,8 @@ def run_curve(config: CurveConfig, cache=None) -> xr.Dataset:
     p = config.params
     if p.fail:
         raise RuntimeError("the curve rule was asked to fail")
+    if not config.run.validation_only:
+        raise RuntimeError("a trial must run validation-only: the test split never enters the search")
     job = Run("curve", config)
     history = []
     for epoch in range(1, config.epochs + 1):
@@ -252,3 +254,36 @@ def test_a_search_is_tied_to_its_space():
     check_same_config(stored, tune.identity(config, space={"n_bins": Int(1, 50, log=True)}), "the search")
     with pytest.raises(ConfigMismatchError, match=r"space\.n_bins"):
         check_same_config(stored, tune.identity(config, space={"n_bins": Choice(1, 2, 5, 10)}), "the search")
+
+
+VALIDATION_ONLY = {
+    # rule: options of a tiny run (Brian2's runtime device: nothing to compile)
+    "counts": ["--n-bins", "4"],
+    "bptt": ["--epochs", "2", "--n-hidden", "8", "--dt", "20ms"],
+    "lsm": ["--device", "runtime", "--duration", "50ms", "--n-neurons", "20", "--workers", "1",
+            "--no-spike-time-readout"],
+    "stdp": ["--device", "runtime", "--duration", "50ms", "--dt", "1ms", "--n-neurons", "6", "--epochs", "1",
+             "--workers", "1", "--no-frozen-control"],
+    "eprop": ["--device", "runtime", "--duration", "50ms", "--n-hidden", "8", "--epochs", "1", "--workers", "1"],
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("rule", sorted(VALIDATION_ONLY))
+def test_a_trial_runs_validation_only_and_scores_as_the_full_run(tmp_path, rule):
+    """What a trial runs (``validation_only``) leaves the test split out, simulated or scored, and
+    reaches the full run's validation accuracy: leaving the test split out changes nothing the search sees."""
+    from studies.config import build_parser, config_from_args
+
+    spec = registry.get(rule)
+    args = build_parser(spec.config, rule).parse_args(["--dataset", "synthetic", "--n-train", "24", "--n-test", "10",
+                                                       *VALIDATION_ONLY[rule], "--out", str(tmp_path / "full")])
+    full = spec.run(config_from_args(spec.config, args))
+    config = config_from_args(spec.config, args)
+    trial = spec.run(dataclasses.replace(config, run=dataclasses.replace(config.run, out=tmp_path / "trial",
+                                                                         validation_only=True)))
+    assert full.attrs["n_test"] == 10 and "test_accuracy" in full
+    assert trial.attrs["n_test"] == 0 and trial.attrs["validation_only"] == 1
+    assert not [name for name in trial.data_vars if "test" in name], "a trial must not score the test split"
+    np.testing.assert_array_equal(trial.val_accuracy.values, full.val_accuracy.values)
+    assert float(trial.train_seconds) > 0
