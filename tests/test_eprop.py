@@ -18,6 +18,9 @@ from models.engine.compiled import BuildCache
 from models.engine.inputs import chunk_capacity
 
 N_IN, N_OUT, STEPS = 12, 3, 120
+# The equation-level checks run on Brian2's runtime device (the same equations, no compilation: seconds
+# instead of a build of a minute or more each); the default-precision gradient, the mean loss with
+# recurrence and the mini-batches run on cpp_standalone, the device every study uses.
 
 
 def _gradients(build_dir, recurrent, seed=3, device="cpp_standalone", rate_penalty=0.0, self_connections=True,
@@ -71,7 +74,7 @@ def test_eprop_equals_bptt_without_recurrence(build_dir):
     """Without recurrence e-prop is exact: its gradient equals autograd's of the BPTT baseline's own
     per-step loss and rate regulariser (the same terms, meaning and scale). The pseudo-derivative
     damping scales every hidden-weight gradient and leaves the readout's alone."""
-    eprop, bptt, damped = _gradients(build_dir, recurrent=False, rate_penalty=2e-3, damping=0.3)
+    eprop, bptt, damped = _gradients(build_dir, recurrent=False, rate_penalty=2e-3, damping=0.3, device="runtime")
     for name in ("in", "out"):
         error = np.abs(eprop[name] - bptt[name]).max() / np.abs(bptt[name]).max()
         assert error < 1e-6, f"{name}: relative error {error}"
@@ -87,7 +90,7 @@ def test_eprop_aligns_with_bptt_with_recurrence(build_dir):
     for input and recurrent weights. A bound of 0.8 fails a broken trace (a missing reset or
     filter drops the cosine far lower) without failing on the approximation itself. Without
     self-connections (the paper's network, in both rules) the diagonal has no synapse and no gradient."""
-    eprop, bptt, _ = _gradients(build_dir, recurrent=True, self_connections=False)
+    eprop, bptt, _ = _gradients(build_dir, recurrent=True, self_connections=False, device="runtime")
     np.testing.assert_allclose(eprop["out"], bptt["out"], rtol=1e-6, atol=1e-9 * np.abs(bptt["out"]).max())
     assert np.all(np.diag(eprop["rec"]) == 0) and np.all(np.diag(bptt["rec"]) == 0)
     for name in ("in", "rec"):
@@ -95,30 +98,31 @@ def test_eprop_aligns_with_bptt_with_recurrence(build_dir):
         assert cosine > 0.8, f"{name}: cosine {cosine}"
 
 
-@pytest.mark.parametrize("self_connections, trace_dtype, bound", [(True, "float32", 1e-6), (False, "float64", 1e-9)])
+@pytest.mark.parametrize("self_connections, trace_dtype, bound, device", [(True, "float32", 1e-6, "cpp_standalone"),
+                                                                         (False, "float64", 1e-9, "runtime")])
 def test_eprop_equals_autograd_of_its_own_approximation_with_recurrence(build_dir, self_connections, trace_dtype,
-                                                                          bound):
+                                                                          bound, device):
     """With recurrence, e-prop's gradient is autograd's once the recurrent spikes are kept out of the
     gradient (Bellec et al. 2020, eq. 4: credit flows only through each neuron's own dynamics and the
     readout). Equal to the precision of the stored traces (float32 by default, float64 on request),
     rate regulariser included: this pins every term of the eligibility traces, whatever form the
     Brian2 code computes them in."""
     eprop, exact, _ = _gradients(build_dir, recurrent=True, rate_penalty=2e-3, self_connections=self_connections,
-                                 detach_recurrent=True, trace_dtype=trace_dtype)
+                                 detach_recurrent=True, trace_dtype=trace_dtype, device=device)
     for name in ("in", "rec", "out"):
         error = np.abs(eprop[name] - exact[name]).max() / np.abs(exact[name]).max()
         assert error < bound, f"{name}: relative error {error}"
 
 
-@pytest.mark.parametrize("recurrent", [False, True])
-def test_mean_loss_gradient_equals_autograd(build_dir, recurrent):
+@pytest.mark.parametrize("recurrent, device", [(False, "runtime"), (True, "cpp_standalone")])
+def test_mean_loss_gradient_equals_autograd(build_dir, recurrent, device):
     """``readout_reduction='mean'``, the cross-entropy of the readout's mean over time (the BPTT
     baseline's 'mean'), learns from one signal per sample: each synapse sums its filtered eligibility
     trace over the sample and multiplies the sum by the signal at the end. Its gradient is autograd's
     of the baseline's 'mean' loss, rate regulariser included: exactly without recurrence, and with
     recurrence once the recurrent spikes are kept out of the gradient (e-prop's approximation)."""
     eprop, exact, _ = _gradients(build_dir, recurrent=recurrent, rate_penalty=2e-3, detach_recurrent=recurrent,
-                                 trace_dtype="float64", readout_reduction="mean")
+                                 trace_dtype="float64", readout_reduction="mean", device=device)
     for name in ("in", "rec", "out") if recurrent else ("in", "out"):
         error = np.abs(eprop[name] - exact[name]).max() / np.abs(exact[name]).max()
         assert error < 1e-9, f"{name}: relative error {error}"
@@ -137,7 +141,7 @@ def test_mean_loss_applies_each_samples_signal_at_its_own_end(build_dir):
     params = EPropParams(n_hidden=8, weight_scale=15.0, rate_penalty=1e-3, feedback="random", trace_dtype="float64",
                          readout_reduction="mean")
     net = EPropNetwork(params, N_IN, N_OUT, dt=1 * ms, sample_duration=STEPS * ms, chunk_size=2, capacity=400,
-                       device_name="cpp_standalone", build_dir=build_dir, seed=2)
+                       device_name="runtime", build_dir=build_dir, seed=2)
     try:
         singles = [net.gradient(sample) for sample in samples]
         weights = {k: v for k, v in net.state_.items() if k.startswith("w_")}
@@ -174,7 +178,7 @@ def test_online_update_steps_along_the_sample_gradient(build_dir):
 
     def network(params):
         return EPropNetwork(params, N_IN, N_OUT, dt=1 * ms, sample_duration=STEPS * ms, chunk_size=1, capacity=400,
-                            device_name="cpp_standalone", build_dir=build_dir, seed=4)
+                            device_name="runtime", build_dir=build_dir, seed=4)
 
     try:
         gradient = network(base).gradient(sample)
