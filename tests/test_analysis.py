@@ -144,7 +144,7 @@ def test_report_builds_end_to_end_from_a_tiny_comparison(tmp_path, tmp_path_fact
     from analysis import report
     from studies import compare_shd
 
-    path = compare_shd.main(["--dataset", "synthetic", "--n-train", "60", "--n-test", "30", "--seeds", "2", "--trials", "0",
+    path = compare_shd.main(["--dataset", "synthetic", "--n-train", "60", "--n-test", "30", "--duration", "300ms", "--seeds", "2", "--trials", "0",
                              "--rules", "stdp", "bptt", "counts", "--set", "bptt.epochs=2", "bptt.n_hidden=16",
                              "stdp.n_neurons=20", "stdp.epochs=1", "--out", str(tmp_path / "cmp")])
     ds = xr.load_dataset(path)
@@ -169,7 +169,7 @@ def test_report_builds_end_to_end_from_a_tiny_comparison(tmp_path, tmp_path_fact
     assert f"Highest mean test accuracy: **{best}**" in md
     assert (tmp_path / "report" / "figures").is_dir()
     # resume: nothing is rerun, the same combined numbers come back
-    again = xr.load_dataset(compare_shd.main(["--dataset", "synthetic", "--n-train", "60", "--n-test", "30", "--seeds", "2", "--trials", "0",
+    again = xr.load_dataset(compare_shd.main(["--dataset", "synthetic", "--n-train", "60", "--n-test", "30", "--duration", "300ms", "--seeds", "2", "--trials", "0",
                                               "--rules", "stdp", "bptt", "counts", "--set", "bptt.epochs=2",
                                               "bptt.n_hidden=16", "stdp.n_neurons=20", "stdp.epochs=1", "--out", str(tmp_path / "cmp"), "--resume"]))
     np.testing.assert_array_equal(again.test_accuracy.values, ds.test_accuracy.values)

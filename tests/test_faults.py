@@ -56,14 +56,15 @@ CASES = {
              "checkpoints/bptt_synthetic_seed0/state.pt", ("train_loss", "val_accuracy", "test_prediction")),
     "lsm": ("lsm_shd.py", ["--n-neurons", "60", "--chunk-size", "10", "--workers", "1", "--no-spike-time-readout"],
             "checkpoints/lsm_synthetic_seed0/train.npz", ("val_accuracy", "test_accuracy", "test_counts")),
-    # Brian2's runtime device: no compilation, so three tiny runs take a minute (the compiled binary
+    # Brian2's runtime device: no compilation, so three tiny runs take a minute or two (the compiled binary
     # is killed in the LSM case above and in test_no_simulator_outlives_a_killed_study); killed after
     # the first of 3 training chunks of the first of 2 epochs
     "stdp": ("stdp_shd.py", ["--device", "runtime", "--n-train", "24", "--n-test", "10", "--dt", "1ms",
-                             "--duration", "100ms", "--n-neurons", "10", "--chunk-size", "6", "--epochs", "2"],
+                             "--duration", "50ms", "--n-neurons", "10", "--chunk-size", "6", "--epochs", "2",
+                             "--no-frozen-control"],
              "checkpoints/stdp_synthetic_seed0/state.npz",
              ("val_accuracy", "test_accuracy", "test_accuracy_assignment", "weights", "test_counts")),
-    "eprop": ("eprop_shd.py", ["--device", "runtime", "--n-train", "24", "--n-test", "10", "--duration", "100ms",
+    "eprop": ("eprop_shd.py", ["--device", "runtime", "--n-train", "24", "--n-test", "10", "--duration", "50ms",
                                "--n-hidden", "8", "--chunk-size", "6", "--epochs", "2", "--workers", "1"],
               "checkpoints/eprop_synthetic_seed0/state.npz", ("train_loss", "val_accuracy", "test_prediction")),
 }

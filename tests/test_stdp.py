@@ -259,14 +259,14 @@ def test_stdp_transformer_learns_and_freezes(tmp_path):
 def test_study_reports_both_networks_and_resumes_identically(tmp_path, monkeypatch):
     from studies import stdp_shd
 
-    argv = ["--dataset", "synthetic_bursts", "--n-train", "200", "--n-test", "60", "--epochs", "2", "--n-neurons", "30",
-            "--chunk-size", "50", "--workers", "1"]
+    argv = ["--dataset", "synthetic_bursts", "--n-train", "100", "--n-test", "30", "--epochs", "2", "--n-neurons", "30",
+            "--chunk-size", "25", "--workers", "1"]
     whole = xr.load_dataset(stdp_shd.main(argv + ["--out", str(tmp_path / "a")]))
     assert whole.attrs["dataset"] == "synthetic_bursts" and whole.sizes["epoch"] == 2
     for name in ("test_accuracy_frozen", "test_accuracy_assignment_frozen", "active_neurons", "active_neurons_frozen",
                  "initial_weights", "weights", "theta", "weight_change"):
         assert name in whole, name
-    assert float(whole.weight_change[-1]) > 0 and whole.sizes["test_sample"] == 60
+    assert float(whole.weight_change[-1]) > 0 and whole.sizes["test_sample"] == 30
 
     phase = {"learned": False, "evaluated": False, "second_epoch_calls": 0}
     original = STDPNetwork.run_chunk
