@@ -145,10 +145,18 @@ def parse_assignments(items: list[str]) -> dict[str, str]:
     return out
 
 
+def _left_out(field, value) -> bool:
+    """A field kept off the command line (``{"cli": False}``) is written only where it differs from its
+    default: adding such a field changes no configuration already stored (results, checkpoints, searches)."""
+    return (field.metadata.get("cli", True) is False and field.default is not dataclasses.MISSING
+            and value == field.default)
+
+
 def jsonable(value):
     """Config values as JSON: quantities as text with units ('20. ms'), paths as text."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)
+                if not _left_out(f, getattr(value, f.name))}
     if isinstance(value, Quantity):
         return quantity_text(value)
     if isinstance(value, Path):

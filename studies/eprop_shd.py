@@ -73,7 +73,7 @@ def run(config: EPropStudyConfig, cache: BuildCache | None = None) -> xr.Dataset
     if p.batch_size > 1:  # a mini-batch is split into one equal chunk per worker, run at once
         chunk_size = min(config.chunk_size, -(-p.batch_size // max(config.workers, 1)))
     else:
-        chunk_size = balanced_chunk_size([len(splits.train), len(splits.val), len(splits.test)], config.chunk_size)
+        chunk_size = balanced_chunk_size([len(splits.train), len(splits.val), job.n_test], config.chunk_size)
     capacity = chunk_capacity([splits.train.samples, splits.val.samples, splits.test.samples], chunk_size,
                               splits.n_channels)
     keys = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "epoch_seconds")

@@ -81,7 +81,7 @@ def run(config: LSMStudyConfig, cache: BuildCache | None = None) -> xr.Dataset:
     sets = {"train": splits.train, "val": splits.val, **({} if job.validation_only else {"test": splits.test})}
     record_spikes = config.spike_time_readout and not job.validation_only  # a trial is scored on the logistic readout
     n_in, n_classes, n_res = splits.n_channels, splits.n_classes, config.params.n_neurons
-    chunk_size = balanced_chunk_size([len(d) for d in sets.values()], config.chunk_size)
+    chunk_size = balanced_chunk_size([len(splits.train), len(splits.val), job.n_test], config.chunk_size)
     capacity = chunk_capacity([d.samples for d in sets.values()], chunk_size, n_in)
     responses, seconds = {}, {}
     with job.build_folder() as build_dir:

@@ -122,6 +122,10 @@ class Run:
                                   n_test=s.n_test, seed=s.seed, split=s.split or "official",
                                   test_speakers=tuple(s.test_speakers) or None)
         check_splits(self.splits)
+        #: test samples of the run, also in a validation-only run, whose test split is emptied; chunk
+        #: sizes are balanced on it, so that a trial trains in the chunks of the full run (STDP's
+        #: presentations depend on them)
+        self.n_test = len(self.splits.test)
         if self.validation_only:  # nothing can score the test split, not even by mistake
             self.splits = dataclasses.replace(self.splits, test=dataclasses.replace(self.splits.test, samples=[]))
         return self.splits

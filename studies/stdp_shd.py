@@ -89,7 +89,7 @@ def run(config: STDPStudyConfig, cache: BuildCache | None = None) -> xr.Dataset:
     state = job.load_checkpoint()
     workers = config.workers
 
-    chunk_size = balanced_chunk_size([len(d) for d in sets.values()], config.chunk_size)
+    chunk_size = balanced_chunk_size([len(splits.train), len(splits.val), job.n_test], config.chunk_size)
     capacity = chunk_capacity([d.samples for d in sets.values()], chunk_size, n_in)
     with job.build_folder() as build_dir:
         net = STDPNetwork(config.params, n_in, sample_duration=config.input.duration, dt=config.input.dt,
@@ -99,7 +99,7 @@ def run(config: STDPStudyConfig, cache: BuildCache | None = None) -> xr.Dataset:
 
         # The same network before learning: its responses, saved so that a resumed run skips them.
         frozen = None
-        if config.frozen_control or not config.learn:
+        if (config.frozen_control and not job.validation_only) or not config.learn:  # a trial scores no control
             saved = job.load_checkpoint("frozen.npz")
             if saved is not None:
                 frozen = {name: saved[name] for name in sets}

@@ -260,11 +260,14 @@ VALIDATION_ONLY = {
     # rule: options of a tiny run (Brian2's runtime device: nothing to compile)
     "counts": ["--n-bins", "4"],
     "bptt": ["--epochs", "2", "--n-hidden", "8", "--dt", "20ms"],
+    # --chunk-size 8: the full run's 22 training, 2 validation and 10 test samples balance to chunks of
+    # 6, training and validation alone to 8; a trial must train in the full run's chunks
     "lsm": ["--device", "runtime", "--duration", "50ms", "--n-neurons", "20", "--workers", "1",
-            "--no-spike-time-readout"],
+            "--no-spike-time-readout", "--chunk-size", "8"],
     "stdp": ["--device", "runtime", "--duration", "50ms", "--dt", "1ms", "--n-neurons", "6", "--epochs", "1",
-             "--workers", "1", "--no-frozen-control"],
-    "eprop": ["--device", "runtime", "--duration", "50ms", "--n-hidden", "8", "--epochs", "1", "--workers", "1"],
+             "--workers", "1", "--no-frozen-control", "--chunk-size", "8"],
+    "eprop": ["--device", "runtime", "--duration", "50ms", "--n-hidden", "8", "--epochs", "1", "--workers", "1",
+              "--chunk-size", "8"],
 }
 
 
@@ -284,6 +287,10 @@ def test_a_trial_runs_validation_only_and_scores_as_the_full_run(tmp_path, rule)
                                                                          validation_only=True)))
     assert full.attrs["n_test"] == 10 and "test_accuracy" in full
     assert trial.attrs["n_test"] == 0 and trial.attrs["validation_only"] == 1
+    # the setting is written only where it is on: configurations stored before it existed stay the same
+    assert "validation_only" not in full.attrs["config"] and '"validation_only": true' in trial.attrs["config"]
     assert not [name for name in trial.data_vars if "test" in name], "a trial must not score the test split"
     np.testing.assert_array_equal(trial.val_accuracy.values, full.val_accuracy.values)
     assert float(trial.train_seconds) > 0
+    if "chunk_size" in full:
+        assert full.chunk_size == 6, "the case must be one where leaving out the test split changes the balance"
