@@ -58,7 +58,7 @@ CASES = {
             "checkpoints/lsm_synthetic_seed0/train.npz", ("val_accuracy", "test_accuracy", "test_counts")),
     # Brian2's runtime device: no compilation, so three tiny runs take a minute or two (the compiled binary
     # is killed in the LSM case above and in test_no_simulator_outlives_a_killed_study); killed after
-    # the first of 3 training chunks of the first of 2 epochs
+    # the first of 4 training chunks (22 samples in chunks of 6) of the first of 2 epochs
     "stdp": ("stdp_shd.py", ["--device", "runtime", "--n-train", "24", "--n-test", "10", "--dt", "1ms",
                              "--duration", "50ms", "--n-neurons", "10", "--chunk-size", "6", "--epochs", "2",
                              "--no-frozen-control"],
