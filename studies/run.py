@@ -136,15 +136,13 @@ class Run:
         (empty here), and the study returns only what the search reads (:meth:`finish_validation`)."""
         return bool(self.settings.validation_only)
 
-    def finish_validation(self, val_accuracy, train_seconds: float, device: str, train_accuracy=None,
-                          epochs=None) -> xr.Dataset:
+    def finish_validation(self, val_accuracy, train_seconds: float, device: str, train_accuracy=None) -> xr.Dataset:
         """The results of a validation-only run: validation (and training) accuracy per epoch and the
         training wall time, nothing measured on the test split."""
         val_accuracy = np.atleast_1d(np.asarray(val_accuracy, dtype=float))
-        epochs = np.arange(1, len(val_accuracy) + 1) if epochs is None else np.asarray(epochs)
         ds = xr.Dataset({**accuracy_vars(val_accuracy, train_accuracy),
                          "train_seconds": scalar(float(train_seconds), "s", "training wall time (validation included)")},
-                        coords={"epoch": epochs})
+                        coords={"epoch": np.arange(1, len(val_accuracy) + 1)})
         ds.attrs["validation_only"] = 1
         return self.finish(ds, device)
 
