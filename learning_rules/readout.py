@@ -27,8 +27,8 @@ def fit_logistic_readout(x_train, y_train, x_val, y_val, Cs=DEFAULT_CS, seed: in
     logistic regression, with the inverse regularisation ``C`` of the best validation accuracy
     (ties go to the stronger regularisation). The test set is never seen here.
 
-    With more features than training samples (a reservoir's neurons times bins, the input's
-    channels times bins) the regression is solved in the span of the training samples and mapped
+    With at least :data:`SPAN_FEATURES_PER_SAMPLE` times as many features as training samples (a
+    reservoir's neurons times bins, the input's channels times bins) the regression is solved in the span of the training samples and mapped
     back: :func:`_sample_span` says why this is the same model, at a fraction of the cost."""
     scale = make_pipeline(FunctionTransformer(np.log1p), StandardScaler()).fit(x_train)
     z_train, z_val = scale.transform(x_train), scale.transform(x_val)
@@ -72,6 +72,7 @@ def _sample_span(z: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     n_samples, n_features = z.shape
     if n_features < SPAN_FEATURES_PER_SAMPLE * n_samples:
         return None
+    z = np.asarray(z, dtype=np.float64)  # counts come as float32: a basis in float32 is far from orthonormal
     eigenvalues, u = linalg.eigh(z @ z.T)
     keep = eigenvalues > max(eigenvalues[-1], 0.0) * SPAN_MIN_VARIANCE
     if not keep.any():  # every sample the same: nothing to learn from, the intercept alone
