@@ -28,8 +28,8 @@ def fit_logistic_readout(x_train, y_train, x_val, y_val, Cs=DEFAULT_CS, seed: in
     (ties go to the stronger regularisation). The test set is never seen here.
 
     With at least :data:`SPAN_FEATURES_PER_SAMPLE` times as many features as training samples (a
-    reservoir's neurons times bins, the input's channels times bins) the regression is solved in the span of the training samples and mapped
-    back: :func:`_sample_span` says why this is the same model, at a fraction of the cost."""
+    reservoir's neurons times bins, the input's channels times bins) the regression is solved in the
+    span of the training samples and mapped back: :func:`_sample_span` says why this is the same model."""
     scale = make_pipeline(FunctionTransformer(np.log1p), StandardScaler()).fit(x_train)
     z_train, z_val = scale.transform(x_train), scale.transform(x_val)
     span = _sample_span(z_train)
@@ -68,7 +68,8 @@ def _sample_span(z: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     one per feature (the representer theorem). ``V`` comes from the samples' Gram matrix
     ``z z^T = U L U^T``: ``V = z^T U L^(-1/2)``. The Gram matrix squares the condition number, so
     directions of less than :data:`SPAN_MIN_VARIANCE` of the largest variance, whose basis vectors
-    it would give inaccurately, are left out (they change ``z @ w`` by a fraction of 1e-3 at most)."""
+    it would give inaccurately, are left out (along them the samples' spread is below 1e-3 of the
+    largest, so for weights of a given size they move ``z @ w`` by that fraction at most)."""
     n_samples, n_features = z.shape
     if n_features < SPAN_FEATURES_PER_SAMPLE * n_samples:
         return None

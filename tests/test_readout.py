@@ -43,7 +43,8 @@ def test_the_readout_is_the_optimum_of_the_full_problem(monkeypatch, n_features,
 
 def test_the_readout_chooses_its_strength_on_validation_only():
     rng = np.random.default_rng(1)
-    x, y = _counts(rng, 120, 300)
+    x, y = _counts(rng, 120, 400)  # 5 features per training sample: solved in their span
+    assert readout._sample_span(StandardScaler().fit_transform(np.log1p(x[:80]))) is not None
     fits = {C: readout.fit_logistic_readout(x[:80], y[:80], x[80:100], y[80:100], Cs=(C,)) for C in readout.DEFAULT_CS}
     chosen = readout.fit_logistic_readout(x[:80], y[:80], x[80:100], y[80:100])
     best = max(fit.val_accuracy for fit in fits.values())
