@@ -60,6 +60,9 @@ class LSMStudyConfig:
     ofr_pool: int = 30  # neurons whose pairwise inner products are candidate terms
     params: ReservoirParams = dataclasses.field(default_factory=ReservoirParams)  # the liquid
 
+    def __post_init__(self):
+        self.input.check_bins(self.n_bins)  # before any data is read or code is built
+
 
 def _pack_spikes(trains):
     sizes = np.array([len(u) for u, _ in trains], dtype=np.int64)

@@ -122,12 +122,13 @@ class Choice:
 
 
 RANGES = (Float, Int, Choice)
+SMALL_INT_RANGE = 1000  # whole-number ranges up to this wide are checked value by value
 
 
 def check_space(base, space: dict, rule: str = "") -> None:
     """Every name an option of the study config ``base`` (an instance), every range well formed,
-    every edge a valid value of its option on top of ``base`` (units included): clear errors
-    before anything runs."""
+    every edge (every value of a whole-number range of at most ``SMALL_INT_RANGE`` steps) a valid value
+    of its option on top of ``base`` (units included): clear errors before anything runs."""
     from studies.config import apply, find_leaf
 
     where = f"search space of {rule}: " if rule else "search space: "
@@ -145,8 +146,11 @@ def check_space(base, space: dict, rule: str = "") -> None:
             raise ValueError(f"{where}{name} is a run setting (data, seed, files), not an option to tune")
         try:
             dimension.check()
-            for edge in dimension.edges():
-                apply(base, {name: edge})
+            values = dimension.edges()
+            if isinstance(dimension, Int) and dimension.high - dimension.low <= SMALL_INT_RANGE:
+                values = [str(v) for v in range(dimension.low, dimension.high + 1)]  # e.g. bins that must divide
+            for value in values:
+                apply(base, {name: value})
         except ValueError as error:
             raise ValueError(f"{where}{name}: {error}") from error
 

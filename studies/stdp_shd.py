@@ -41,7 +41,7 @@ from studies.cli import run_main, study_main
 from studies.config import RunConfig
 from studies.registry import RuleSpec
 from studies.run import Run
-from studies.space import Float, Int
+from studies.space import Choice, Float, Int
 
 RULE = "stdp"
 
@@ -59,6 +59,9 @@ class STDPStudyConfig:
     chunk_size: int = 100  # most samples per run of the binary (balanced to the set sizes)
     workers: int = 2  # processes presenting samples at once when nothing learns
     params: STDPParams = dataclasses.field(default_factory=STDPParams)  # network constants (Diehl & Cook 2015)
+
+    def __post_init__(self):
+        self.input.check_bins(self.n_bins)  # before any data is read or code is built
 
 
 def _readouts(train, val, y_train, y_val, n_classes, seed):
@@ -279,7 +282,7 @@ SPEC = RuleSpec(
         "w_ie": Float(5.0, 40.0, log=True),  # lateral inhibition strength
         "tau_mem_e": Float("50 ms", "200 ms", log=True),
         "input_gain": Float(0.5, 4.0, log=True),  # input strength of the first presentation
-        "n_bins": Int(1, 20, log=True),  # time bins of the logistic readout's features
+        "n_bins": Choice(1, 2, 4, 5, 8, 10, 20),  # readout time bins; each divides 1 s at 0.5 ms and 0.1 ms
         "n_neurons": Int(25, 400, log=True),  # network size budget: at most 400 neurons
     },
 )

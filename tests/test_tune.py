@@ -215,6 +215,17 @@ def test_every_builtin_rule_declares_a_valid_search_space():
         check_space(spec.config(), spec.search_space, name)
 
 
+def test_bins_that_do_not_divide_a_sample_are_refused_before_anything_runs(tmp_path):
+    stdp = registry.get("stdp")  # 1 s at 0.5 ms: 2,000 steps
+    with pytest.raises(ValueError, match="n_bins: n_bins 3 does not divide a sample of 2000 steps"):
+        check_space(stdp.config(), {**stdp.search_space, "n_bins": Int(1, 20)}, "stdp")
+    with pytest.raises(ValueError, match="n_bins 6 does not divide"):
+        check_space(stdp.config(), {"n_bins": Choice(5, 6)}, "stdp")
+    with pytest.raises(ValueError, match="n_bins 3 does not divide a sample of 10000 steps"):
+        tune.main(["--rule", "lsm", "--set", "n_bins=3", *DATA, "--out", str(tmp_path)])
+    assert not (tmp_path / "tune_lsm").exists()
+
+
 @pytest.mark.slow
 def test_a_search_runs_on_a_dask_local_cluster(tmp_path):
     pytest.importorskip("distributed")
