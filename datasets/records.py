@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from brian2 import Quantity, ms, second
 
+from models.engine.counting import check_bins
 from models.spikes import SpikeSample
 from models.units import check_quantity, const
 
@@ -64,12 +65,7 @@ class Preprocessing:
 
     def check_bins(self, n_bins) -> None:
         """Equal time bins of whole steps: ``n_bins`` must divide the sample's steps."""
-        if not (isinstance(n_bins, (int, np.integer)) and n_bins >= 1):
-            raise ValueError(f"n_bins must be a positive whole number, got {n_bins!r}")
-        if self.n_steps % n_bins:
-            raise ValueError(f"n_bins {n_bins} does not divide a sample of {self.n_steps} steps "
-                             f"({self.duration} at dt {self.dt}); divisors up to 50: "
-                             f"{[k for k in range(1, 51) if self.n_steps % k == 0]}")
+        check_bins(n_bins, self.n_steps, f"{self.duration} at dt {self.dt}")
 
 
 def merge_same_step(units: np.ndarray, steps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -31,7 +31,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 
 from models.engine import devices
 from models.engine.compiled import BuildCache, CompiledNetwork
-from models.engine.counting import COUNT_EQUATION, COUNT_RESET, BinnedCounter
+from models.engine.counting import COUNT_EQUATION, COUNT_RESET, BinnedCounter, check_bins
 from models.engine.inputs import SpikeReplay, chunk_capacity
 from models.engine.replay import ChunkedReplayNetwork
 from models.lif import LIF_RUN_ARG_CONSTANTS, LIFParams, lif_group
@@ -123,8 +123,7 @@ class Liquid(ChunkedReplayNetwork):
         self.params, self.n_inputs = params, n_inputs
         self.sample_duration, self.dt, self.chunk_size, self.n_bins = sample_duration, dt, chunk_size, n_bins
         self.sample_steps = int(round(float(sample_duration / dt)))
-        if self.sample_steps % n_bins:
-            raise ValueError(f"{n_bins} bins do not divide a sample of {self.sample_steps} steps")
+        check_bins(n_bins, self.sample_steps, f"{sample_duration} at dt {dt}")
         self.trace_tau, self.record_spikes = trace_tau, record_spikes
         rng = np.random.default_rng(seed)
         self.pre_, self.post_, self.weights_ = reservoir_connectivity(params, rng)

@@ -112,7 +112,7 @@ from tqdm import tqdm
 
 from models.engine import devices
 from models.engine.compiled import BuildCache, CompiledNetwork
-from models.engine.counting import COUNT_EQUATION, COUNT_RESET, BinnedCounter
+from models.engine.counting import COUNT_EQUATION, COUNT_RESET, BinnedCounter, check_bins
 from models.engine.inputs import SpikeReplay, chunk_capacity
 from models.engine.replay import ChunkedReplayNetwork, stack_counts
 from models.spikes import SpikeSample
@@ -376,8 +376,7 @@ class STDPNetwork(ChunkedReplayNetwork):
         self.params, self.n_inputs = params, n_inputs
         self.sample_duration, self.dt, self.chunk_size, self.n_bins = sample_duration, dt, chunk_size, n_bins
         duration_steps = int(round(float(sample_duration / dt)))
-        if duration_steps % n_bins:
-            raise ValueError(f"{n_bins} bins do not divide a sample of {duration_steps} steps")
+        check_bins(n_bins, duration_steps, f"{sample_duration} at dt {dt}")
         rest_steps = int(round(float(params.rest / dt)))
         # one slot per sample: the sample, then its rest; the replay table places samples a slot apart
         self.sample_steps = duration_steps + rest_steps

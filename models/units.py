@@ -85,9 +85,19 @@ def to_quantity(text: str, expected: Quantity | Unit | None = None) -> Quantity 
 
 
 def quantity_text(value: Quantity) -> str:
-    """Text that :func:`to_quantity` reads back to ``value``: Brian2's short form (``20. ms``)
-    where it reads back exactly, else the long one (``1.e-08 * metre ** -2 * ...``)."""
-    for text in (str(value), repr(value)):
+    """Text that :func:`to_quantity` reads back to ``value`` exactly: Brian2's short form (``20. ms``)
+    where it does; else, for a single value, every digit in its best unit (``166.31288895345338 ms``);
+    else the long form in base units (``1.e-08 * metre ** -2 * ...``)."""
+    candidates = [str(value), repr(value)]
+    if np.ndim(value) == 0 and float(value) != 0 and np.isfinite(float(value)):
+        unit = value.get_best_unit()
+        near = float(value / unit)  # the quotient can be one or two steps from the float that reads back
+        for step in (0, 1, -1, 2, -2):
+            number = near
+            for _ in range(abs(step)):
+                number = float(np.nextafter(number, np.inf if step > 0 else -np.inf))
+            candidates.append(f"{number!r} {unit}")
+    for text in candidates:
         try:
             if np.array_equal(np.asarray(to_quantity(text, value)), np.asarray(value)):
                 return text
@@ -185,6 +195,18 @@ def flatten_json(value, prefix: str = "") -> dict[str, object]:
     return {prefix.rstrip("."): value}
 
 
+def _same_quantity(a, b) -> bool:
+    """Whether two config values are one quantity written two ways (``0.1663 * second ** 1`` and
+    ``166.3 ms``: configs stored before :func:`quantity_text` chose the best unit)."""
+    if not (isinstance(a, str) and isinstance(b, str)):
+        return False
+    try:
+        qa, qb = to_quantity(a), to_quantity(b)
+    except ValueError:
+        return False
+    return get_dimensions(qa) is get_dimensions(qb) and float(qa) == float(qb)
+
+
 def config_diff(stored: str, current: str, grown_ok: tuple[str, ...] = ()) -> list[str]:
     """The dotted names of the fields in which two config JSON texts differ, each as
     ``name: stored -> current``; fields named (last part) in ``grown_ok`` whose number grew are
@@ -193,7 +215,7 @@ def config_diff(stored: str, current: str, grown_ok: tuple[str, ...] = ()) -> li
     out = []
     for name in sorted(set(old) | set(new)):
         a, b = old.get(name, "(absent)"), new.get(name, "(absent)")
-        if a == b:
+        if a == b or _same_quantity(a, b):
             continue
         numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (a, b))
         if name.split(".")[-1] in grown_ok and numbers and b > a:

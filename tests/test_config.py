@@ -6,10 +6,10 @@ import json
 import types
 
 import pytest
-from brian2 import Hz, mV, ms, usecond
+from brian2 import Hz, mV, ms, second, siemens, metre, usecond, volt
 
 from datasets import TimingConfig
-from models.units import config_json, to_quantity
+from models.units import config_diff, config_json, quantity_text, to_quantity
 from studies import registry
 from studies.config import build_parser, config_from_args, config_from_json, leaves
 from studies.run import ConfigMismatchError, Run
@@ -28,6 +28,25 @@ def test_quantities_are_read_from_text(text, value):
 def test_bad_quantities_name_the_problem(text, message):
     with pytest.raises(ValueError, match=message):
         to_quantity(text, ms)
+
+
+@pytest.mark.parametrize("value, text", [
+    (0.1663128889534534 * second, "166.31288895345338 ms"),  # a drawn value: every digit, in its best unit
+    (1.3460293000032343e-05 * volt, "13.460293000032344 uV"),
+    (20 * ms, "20. ms"), (-65 * mV, "-65. mV"), (0 * mV, "0. V"),
+    (1.2345678901234567e-8 * siemens / metre ** 2, "1.2345678901234567e-08 * metre ** -4 * kilogram ** -1 * second ** 3 * amp ** 2"),  # no named unit
+])
+def test_quantities_are_written_as_text_that_reads_back_exactly(value, text):
+    assert quantity_text(value) == text
+    assert float(to_quantity(text, value)) == float(value)
+
+
+def test_one_quantity_written_two_ways_is_no_difference_between_configs():
+    stored = json.dumps({"tau": "0.1663128889534534 * second ** 1", "v": "-65. mV", "device": "cpp_standalone"})
+    assert config_diff(stored, json.dumps({"tau": "166.31288895345338 ms", "v": "-65 mV", "device": "cpp_standalone"})) == []
+    assert config_diff(stored, json.dumps({"tau": "166.3128889534534 ms", "v": "-65. mV", "device": "cuda_standalone"})) == [
+        "device: cpp_standalone -> cuda_standalone", "tau: 0.1663128889534534 * second ** 1 -> 166.3128889534534 ms"]
+    assert config_diff(json.dumps({"x": "1 ms"}), json.dumps({"x": "1 mV"})) == ["x: 1 ms -> 1 mV"]
 
 
 @pytest.mark.parametrize("rule", ["stdp", "lsm", "eprop", "bptt", "counts"])

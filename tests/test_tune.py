@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import xarray as xr
-from brian2 import Quantity, ms
+from brian2 import Quantity, ms, second
 
 from datasets import Preprocessing
 from models.units import const
@@ -224,6 +224,15 @@ def test_bins_that_do_not_divide_a_sample_are_refused_before_anything_runs(tmp_p
     with pytest.raises(ValueError, match="n_bins 3 does not divide a sample of 10000 steps"):
         tune.main(["--rule", "lsm", "--set", "n_bins=3", *DATA, "--out", str(tmp_path)])
     assert not (tmp_path / "tune_lsm").exists()
+    # the networks, used directly as estimators, check with the same function before building anything
+    from learning_rules.lsm import Liquid, ReservoirParams
+    from learning_rules.stdp import STDPNetwork, STDPParams
+
+    options = dict(sample_duration=1 * second, dt=0.5 * ms, chunk_size=4, capacity=10, device_name="runtime")
+    for network, params in ((STDPNetwork, STDPParams(n_neurons=4)), (Liquid, ReservoirParams(n_neurons=4))):
+        with pytest.raises(ValueError, match=r"n_bins 3 does not divide a sample of 2000 steps \(1\. s at dt 0\.5 ms\)"):
+            network(params, 5, n_bins=3, build_dir=tmp_path / "build", **options)
+        assert not (tmp_path / "build").exists()
 
 
 @pytest.mark.slow

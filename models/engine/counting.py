@@ -18,6 +18,17 @@ COUNT_EQUATION = "count : integer\n"
 COUNT_RESET = "count += 1"
 
 
+def check_bins(n_bins, n_steps: int, sample: str = "") -> None:
+    """Equal time bins of whole steps: ``n_bins`` must be a positive whole number dividing the
+    sample's ``n_steps``; ``sample`` describes the sample in the message (``1. s at dt 0.5 ms``)."""
+    if not (isinstance(n_bins, (int, np.integer)) and not isinstance(n_bins, bool) and n_bins >= 1):
+        raise ValueError(f"n_bins must be a positive whole number, got {n_bins!r}")
+    if n_steps % n_bins:
+        raise ValueError(f"n_bins {n_bins} does not divide a sample of {n_steps} steps"
+                         + (f" ({sample})" if sample else "")
+                         + f"; divisors up to 50: {[k for k in range(1, 51) if n_steps % k == 0]}")
+
+
 @dataclass
 class BinnedCounter:
     monitor: StateMonitor
