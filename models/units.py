@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from brian2 import Quantity, Unit
 from brian2.units import allunits, stdunits
-from brian2.units.fundamentalunits import DIMENSIONLESS, get_dimensions
+from brian2.units.fundamentalunits import DIMENSIONLESS, get_dimensions, get_unit
 
 _NUMBER = re.compile(r"\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)")
 #: Units by the short names Brian2 prints them with ('uV', 'us', 'm', 's').
@@ -84,25 +84,55 @@ def to_quantity(text: str, expected: Quantity | Unit | None = None) -> Quantity 
     return value
 
 
+_PREFIXES = ("", "m", "u", "n", "p", "k", "M", "G")
+
+
+def _units_near(value: Quantity) -> list:
+    """Named units with the dimensions of ``value``, its best unit first, then by closeness of scale."""
+    best = value.get_best_unit()
+    base = get_unit(get_dimensions(value))
+    units = [best]
+    for prefix in _PREFIXES:
+        try:
+            unit = _unit(prefix + str(base), "")
+        except ValueError:  # no named unit with these dimensions, or no such prefix of it
+            continue
+        if get_dimensions(unit) is get_dimensions(value) and unit not in units:
+            units.append(unit)
+    return sorted(units, key=lambda u: (u is not best, abs(np.log10(float(u) / float(best)))))
+
+
 def quantity_text(value: Quantity) -> str:
     """Text that :func:`to_quantity` reads back to ``value`` exactly: Brian2's short form (``20. ms``)
-    where it does; else, for a single value, every digit in its best unit (``166.31288895345338 ms``);
-    else the long form in base units (``1.e-08 * metre ** -2 * ...``)."""
-    candidates = [str(value), repr(value)]
-    if np.ndim(value) == 0 and float(value) != 0 and np.isfinite(float(value)):
-        unit = value.get_best_unit()
-        near = float(value / unit)  # the quotient can be one or two steps from the float that reads back
-        for step in (0, 1, -1, 2, -2):
-            number = near
-            for _ in range(abs(step)):
-                number = float(np.nextafter(number, np.inf if step > 0 else -np.inf))
-            candidates.append(f"{number!r} {unit}")
-    for text in candidates:
+    where it does; else, for a single value, the shortest exact number in a named unit, nearest the
+    best unit on a tie (``0.05 mV``, ``166.31288895345338 ms``); else the long form in base units
+    (``1.e-08 * metre ** -2 * ...``)."""
+
+    def exact(text):
         try:
-            if np.array_equal(np.asarray(to_quantity(text, value)), np.asarray(value)):
-                return text
+            return np.array_equal(np.asarray(to_quantity(text, value)), np.asarray(value))
         except ValueError:
-            continue
+            return False
+
+    for text in (str(value), repr(value)):
+        if exact(text):
+            return text
+    if isinstance(value, Quantity) and np.ndim(value) == 0 and np.isfinite(float(value)) and float(value) != 0:
+        found = []
+        for unit in _units_near(value):
+            near = float(value / unit)  # the quotient can be one or two steps from the float that reads back
+            numbers = [near]
+            for direction in (np.inf, -np.inf):
+                step = near
+                for _ in range(2):
+                    step = float(np.nextafter(step, direction))
+                    numbers.append(step)
+            exact_numbers = [repr(n) for n in numbers if exact(f"{n!r} {unit}")]
+            if exact_numbers:
+                found.append((1e-3 <= abs(near) < 1e4, f"{min(exact_numbers, key=len)} {unit}"))
+        readable = [text for in_range, text in found if in_range] or [text for _, text in found]
+        if readable:  # the shortest number, in a unit that keeps it between 0.001 and 10,000 where one does
+            return min(readable, key=lambda text: len(text.split()[0]))  # the first on a tie: nearest the best unit
     base = ("metre", "kilogram", "second", "amp", "kelvin", "mole", "candela")
     powers = get_dimensions(value)._dims
     return " * ".join([repr(float(value))] + [f"{b} ** {int(p)}" for b, p in zip(base, powers) if p])
@@ -204,7 +234,9 @@ def _same_quantity(a, b) -> bool:
         qa, qb = to_quantity(a), to_quantity(b)
     except ValueError:
         return False
-    return get_dimensions(qa) is get_dimensions(qb) and float(qa) == float(qb)
+    # plain numbers in text ('5', '5.0') are not quantities: their text never changed, compare it as text
+    return (get_dimensions(qa) is get_dimensions(qb) and get_dimensions(qa) is not DIMENSIONLESS
+            and float(qa) == float(qb))
 
 
 def config_diff(stored: str, current: str, grown_ok: tuple[str, ...] = ()) -> list[str]:

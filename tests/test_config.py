@@ -33,6 +33,8 @@ def test_bad_quantities_name_the_problem(text, message):
 @pytest.mark.parametrize("value, text", [
     (0.1663128889534534 * second, "166.31288895345338 ms"),  # a drawn value: every digit, in its best unit
     (1.3460293000032343e-05 * volt, "13.460293000032344 uV"),
+    (0.26325653206182503 * second, "0.26325653206182503 s"),  # no float in ms reads back to it
+    (0.05 * mV, "0.05 mV"), (0.1 * ms, "0.1 ms"),  # Brian2 writes '50. uV' and '100. us', which read back otherwise
     (20 * ms, "20. ms"), (-65 * mV, "-65. mV"), (0 * mV, "0. V"),
     (1.2345678901234567e-8 * siemens / metre ** 2, "1.2345678901234567e-08 * metre ** -4 * kilogram ** -1 * second ** 3 * amp ** 2"),  # no named unit
 ])
@@ -47,6 +49,15 @@ def test_one_quantity_written_two_ways_is_no_difference_between_configs():
     assert config_diff(stored, json.dumps({"tau": "166.3128889534534 ms", "v": "-65. mV", "device": "cuda_standalone"})) == [
         "device: cpp_standalone -> cuda_standalone", "tau: 0.1663128889534534 * second ** 1 -> 166.3128889534534 ms"]
     assert config_diff(json.dumps({"x": "1 ms"}), json.dumps({"x": "1 mV"})) == ["x: 1 ms -> 1 mV"]
+    assert config_diff(json.dumps({"x": "5"}), json.dumps({"x": "5.0"})) == ["x: 5 -> 5.0"], "text, not a quantity"
+
+
+@pytest.mark.parametrize("rule", ["stdp", "lsm", "eprop", "bptt", "counts"])
+def test_every_default_configuration_is_written_readably_and_reads_back(rule):
+    spec = registry.get(rule)
+    text = config_json(spec.config())
+    assert "**" not in text, text  # no value fell back to the long form in base units
+    assert config_json(config_from_json(spec.config, text)) == text
 
 
 @pytest.mark.parametrize("rule", ["stdp", "lsm", "eprop", "bptt", "counts"])
