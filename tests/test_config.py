@@ -6,7 +6,7 @@ import json
 import types
 
 import pytest
-from brian2 import Hz, mV, ms, second, siemens, metre, usecond, volt
+from brian2 import Hz, metre, mV, ms, second, siemens, usecond, volt
 
 from datasets import TimingConfig
 from models.units import config_diff, config_json, quantity_text, to_quantity
