@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import models  # noqa: F401  (first: it filters setuptools' warning before Brian2 is imported)
 import numpy as np
 import pytest
@@ -55,6 +58,51 @@ def build_dir(tmp_path):
 def pytest_configure(config):
     config.addinivalue_line("markers", "not_results(reason): the test leaves .nc files that are not results files "
                                        "(torn or foreign on purpose); the schema check skips them")
+    import os
+    import tempfile
+
+    from models.engine import build_store
+
+    if not hasattr(config, "workerinput") and not os.environ.get(build_store.LOG_ENV):
+        # set before xdist starts its workers, so they and every process they start log their builds here
+        config._build_log = Path(tempfile.mkdtemp(prefix="snn-rules-builds-")) / "builds.jsonl"
+        os.environ[build_store.LOG_ENV] = str(config._build_log)
+
+
+def pytest_unconfigure(config):
+    import os
+    import shutil
+
+    from models.engine import build_store
+
+    log = getattr(config, "_build_log", None)
+    if log is not None:
+        os.environ.pop(build_store.LOG_ENV, None)
+        shutil.rmtree(log.parent, ignore_errors=True)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """Where the suite's time compiling goes: standalone builds by test file, and the slowest tests' builds."""
+    log = getattr(config, "_build_log", None)
+    if log is None or not log.exists():
+        return
+    builds = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    if not builds:
+        return
+    seconds = sum(b["seconds"] for b in builds)
+    write = terminalreporter.write_line
+    terminalreporter.section(f"standalone builds: {len(builds)} ({sum(b['seeded'] for b in builds)} seeded from a kept "
+                             f"build), {sum(max(b['compiled'], 0) for b in builds)} objects compiled, {seconds:.0f} s")
+    for title, key in (("by test file", lambda b: b["by"].split("::")[0]),
+                       ("by test (the 10 slowest)", lambda b: b["by"].rsplit(" (", 1)[0])):
+        groups: dict[str, list] = {}
+        for b in builds:
+            groups.setdefault(key(b), []).append(b)
+        rows = sorted(groups.items(), key=lambda kv: -sum(b["seconds"] for b in kv[1]))
+        write(f"{title}:   seconds  builds  objects")
+        for name, group in rows[:10 if title.startswith("by test (") else None]:
+            write(f"  {sum(b['seconds'] for b in group):8.0f}  {len(group):6d}  "
+                  f"{sum(max(b['compiled'], 0) for b in group):7d}  {name}")
 
 
 @pytest.fixture(scope="session", autouse=True)

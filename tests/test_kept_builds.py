@@ -2,6 +2,7 @@
 
 import dataclasses
 import gc
+import json
 import os
 from pathlib import Path
 
@@ -147,6 +148,7 @@ def test_a_build_seeded_from_the_store_recompiles_only_what_changed(tmp_path, mo
     from tests.test_lif import PARAMS, _random_problem
 
     monkeypatch.setenv(build_store.ENV, str(tmp_path / "store"))
+    monkeypatch.setenv(build_store.LOG_ENV, str(tmp_path / "builds.jsonl"))
     sample, weights = _random_problem()
     small = weights[:, :5]
 
@@ -168,6 +170,11 @@ def test_a_build_seeded_from_the_store_recompiles_only_what_changed(tmp_path, mo
     assert len(fresh[0]) > 0 and not np.array_equal(fresh[0], first[0])
     for got, expected in zip(seeded, fresh):
         np.testing.assert_array_equal(got, expected) if got is not None else None
+    # the build log (the suite's summary of where compile time goes) says what each build did
+    log = [json.loads(line) for line in (tmp_path / "builds.jsonl").read_text().splitlines()]
+    assert [(b["seeded"], b["compiled"]) for b in log] == [(False, len(built)), (True, 0), (True, len(recompiled)),
+                                                            (False, len(built))]
+    assert all(b["by"].startswith("tests/test_kept_builds.py::") and b["seconds"] > 0 for b in log)
 
 
 def test_the_store_survives_a_torn_entry_and_keeps_only_the_newest(tmp_path, monkeypatch):

@@ -15,6 +15,10 @@ consistent earlier build (a source and its object from the same build), even whi
 process keeps a newer one. The key names the host and its processor: Brian2 compiles with
 ``-march=native``, so objects never travel between machines through a shared home folder.
 
+``$SNN_RULES_BUILD_LOG`` names a file to which every standalone build of any process adds one line
+(JSON): seconds, objects compiled, whether it was seeded, the device and the test or command that
+built (see :func:`log_build`; the test suite prints a summary from it).
+
 The store lives in ``$SNN_RULES_BUILD_STORE`` if set (``off`` switches it off), else in
 ``$XDG_CACHE_HOME/snn-rules-study/brian2-builds/`` (default ``~/.cache``). It holds at most
 :data:`MAX_ENTRIES` builds (a few MiB each); the least recently used go first. Only
@@ -27,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import json
 import os
 import platform
 import shutil
@@ -37,6 +42,7 @@ import uuid
 from pathlib import Path
 
 ENV = "SNN_RULES_BUILD_STORE"
+LOG_ENV = "SNN_RULES_BUILD_LOG"
 MAX_ENTRIES = 32
 #: what a build folder holds that is data of one run, not part of the build
 _NOT_KEPT = ("results", "static_arrays")
@@ -139,6 +145,27 @@ def keep(build_dir: Path, key: str) -> None:
         with contextlib.suppress(OSError):
             link.unlink()
     _evict(store)
+
+
+def log_build(build_dir: Path, device_name: str, seconds: float, started: float, seeded: bool) -> None:
+    """Add one line to ``$SNN_RULES_BUILD_LOG`` (if set) about a build just done: its seconds, how
+    many object files it compiled (those written since ``started``, a ``time.time()``), whether it
+    started from a kept build, and who built it (the test running, else the command). One
+    ``O_APPEND`` write per line, so processes building at once never interleave; never raises."""
+    path = os.environ.get(LOG_ENV)
+    if not path:
+        return
+    compiled = -1  # unknown
+    with contextlib.suppress(OSError):
+        compiled = sum(1 for obj in Path(build_dir).rglob("*.o") if obj.stat().st_mtime >= started)
+    line = json.dumps({"by": os.environ.get("PYTEST_CURRENT_TEST") or " ".join(sys.argv), "device": device_name,
+                       "seconds": round(seconds, 2), "compiled": compiled, "seeded": seeded, "pid": os.getpid()})
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, (line + "\n").encode())
+        finally:
+            os.close(fd)
 
 
 def _evict(store: Path) -> None:

@@ -210,7 +210,7 @@ class CompiledNetwork:
         if self._built or self.device_name == "runtime":
             self._built = True
             return
-        start = time.perf_counter()
+        start, started = time.perf_counter(), time.time()
         kept = self.device_name == "cpp_standalone" and not self.compile_only
         key = build_store.project_key(self.network, self.device_name) if kept else None
         self.seeded = kept and build_store.seed(self.build_dir, key)
@@ -226,6 +226,7 @@ class CompiledNetwork:
         if kept:
             build_store.keep(self.build_dir, key)
         self.build_seconds = time.perf_counter() - start
+        build_store.log_build(self.build_dir, self.device_name, self.build_seconds, started, self.seeded)
         folder = self.build_dir / "static_arrays"
         self._project_arrays = {p.name for p in folder.iterdir()} if folder.is_dir() else set()
         self._built = True
