@@ -93,14 +93,14 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     write = terminalreporter.write_line
     terminalreporter.section(f"standalone builds: {len(builds)} ({sum(b['seeded'] for b in builds)} seeded from a kept "
                              f"build), {sum(max(b['compiled'], 0) for b in builds)} objects compiled, {seconds:.0f} s")
-    for title, key in (("by test file", lambda b: b["by"].split("::")[0]),
-                       ("by test (the 10 slowest)", lambda b: b["by"].rsplit(" (", 1)[0])):
+    for title, key, shown in (("by test file", lambda b: b["by"].split("::")[0], None),
+                              ("by test (the 10 slowest)", lambda b: b["by"].rsplit(" (", 1)[0], 10)):
         groups: dict[str, list] = {}
         for b in builds:
             groups.setdefault(key(b), []).append(b)
         rows = sorted(groups.items(), key=lambda kv: -sum(b["seconds"] for b in kv[1]))
         write(f"{title}:   seconds  builds  objects")
-        for name, group in rows[:10 if title.startswith("by test (") else None]:
+        for name, group in rows[:shown]:
             write(f"  {sum(b['seconds'] for b in group):8.0f}  {len(group):6d}  "
                   f"{sum(max(b['compiled'], 0) for b in group):7d}  {name}")
 
