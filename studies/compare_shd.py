@@ -41,6 +41,7 @@ if __name__ == "__main__":  # --help from the cache, before the imports below ta
 import dataclasses
 import json
 import multiprocessing
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -143,7 +144,12 @@ def _rule_assignments(items) -> dict[str, dict[str, str]]:
     return out
 
 
-def _run_and_write(spec, config, path):
+def _run_and_write(spec, config, path, environ=None, cwd=None):
+    if environ is not None:  # a forked pair sees the comparison's environment and folder as they are now
+        os.environ.clear()
+        os.environ.update(environ)
+        os.chdir(cwd)
+
     def body(_):
         ds = spec.run(config)
         files.write_netcdf(ds, path)
@@ -169,6 +175,18 @@ def stored_pair(spec, config, path: Path, resume: bool) -> xr.Dataset | None:
     return None
 
 
+def _pair_context():
+    """Where a pair's process comes from: forked from a server process that imported this module's
+    dependencies once (PyTorch, Brian2, scikit-learn: 10-30 s on a small machine, which a spawned
+    process pays for every pair), else spawned where fork is unavailable. Either way a pair's
+    process holds no Brian2 object, device or random state of another pair: the server only imports."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["studies.compare_shd", *registry.BUILTIN.values()])  # read when it starts
+    return context
+
+
 def run_pair(spec, config, path: Path, resume: bool) -> xr.Dataset:
     """One rule and seed in a fresh process (its peak memory is this pair's alone, and no Brian2
     state carries over); a stored result of the same configuration is kept when resuming."""
@@ -177,7 +195,7 @@ def run_pair(spec, config, path: Path, resume: bool) -> xr.Dataset:
         return stored
     print(f"{spec.name}, seed {config.run.seed} ...", file=sys.stderr)
     config = dataclasses.replace(config, run=dataclasses.replace(config.run, resume=resume))
-    proc = multiprocessing.get_context("spawn").Process(target=_run_and_write, args=(spec, config, path))
+    proc = _pair_context().Process(target=_run_and_write, args=(spec, config, path, dict(os.environ), os.getcwd()))
     proc.start()
     proc.join()
     if proc.exitcode != 0:
