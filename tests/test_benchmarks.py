@@ -57,6 +57,7 @@ def test_bench_eprop_tiny(tmp_path):
     growth = (ds.bptt_peak_memory[1] - ds.bptt_peak_memory[0]) / (ds.bptt_state_computed[1] - ds.bptt_state_computed[0])
     assert float(growth) > 0.5, f"BPTT's resident memory grows only {float(growth):.2f}x as fast as its computed state"
     assert float(ds.data_parallel_weight_difference) < 1e-12 and float(ds.data_parallel_speedup) > 0
+    assert np.isfinite(ds.data_parallel_equal_chunks_speedup) and ds.data_parallel_equal_chunks_speedup > 0
 
 
 def test_bench_scan_tiny(tmp_path):
