@@ -1,7 +1,6 @@
 """One compiled binary, many constants: networks that reuse a kept build through ``run_args``."""
 
 import dataclasses
-import gc
 import json
 import os
 from pathlib import Path
@@ -152,8 +151,7 @@ def test_a_build_seeded_from_the_store_recompiles_only_what_changed(tmp_path, mo
     sample, weights = _random_problem()
     small = weights[:, :5]
 
-    def run(w, folder):
-        gc.collect()  # the unnamed objects of the last network free their names (neurongroup, not neurongroup_1)
+    def run(w, folder):  # devices.reset_brian collects the last network: its objects free their names
         return run_feedforward([sample], w, PARAMS, "cpp_standalone", tmp_path / folder, sample_steps=600)
 
     first, again = run(weights, "a"), run(weights, "b")

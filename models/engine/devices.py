@@ -12,6 +12,7 @@ Brian2 has one device per process; :func:`activate` resets it for each new netwo
 from __future__ import annotations
 
 import contextlib
+import gc
 import glob
 import os
 import shutil
@@ -153,13 +154,21 @@ def resets() -> int:
 
 
 def reset_brian() -> None:
-    """Forget every object of a previous network and return to the runtime device."""
+    """Forget every object of a previous network and return to the runtime device.
+
+    Brian2 names a new object after the ones still alive (``hidden_run_regularly_clock_1`` while an
+    uncollected ``hidden_run_regularly_clock`` exists), and the generated files are named after
+    the objects. Brian2's objects refer to each other in cycles, which only the cyclic garbage
+    collector frees, so it runs here: a network built again in this process then takes the same
+    names, and a build seeded from a kept one (:mod:`models.engine.build_store`) recompiles only the
+    files whose code changed, not all of them."""
     _RESETS[0] += 1
     dev = get_device()
     if hasattr(dev, "reinit"):
         dev.reinit()
     reset_device("runtime")
     get_device().reinit()
+    gc.collect()
     defaultclock.dt = 0.1 * ms
 
 
