@@ -5,8 +5,10 @@ per channel; it runs through a scan and through the comparison without any other
 """
 
 import dataclasses
+import os
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import xarray as xr
@@ -77,6 +79,27 @@ def test_a_toy_rule_runs_through_a_scan_and_a_comparison(tmp_path):
     # the shared option reached the toy rule (it has n_bins) over its own budget
     toy = xr.load_dataset(tmp_path / "cmp" / "runs" / "toy_seed0.nc")
     assert '"n_bins": 3' in toy.attrs["config"]
+
+
+def run_toy_noting_where(config: ToyConfig, cache=None) -> xr.Dataset:
+    ds = run_toy(config, cache)
+    ds.attrs["seen_mark"] = os.environ.get("SNN_RULES_TEST_MARK", "")
+    ds.attrs["seen_folder"] = os.getcwd()
+    return ds
+
+
+def test_a_comparisons_run_sees_its_environment_and_folder_as_they_are_when_it_starts(tmp_path, monkeypatch):
+    # runs are forked from a server process started with the first of them: later runs must not
+    # inherit the server's (stale) environment and working folder
+    spec = dataclasses.replace(TOY, run=run_toy_noting_where)
+    config = ToyConfig(run=RunConfig(dataset="synthetic", n_train=40, n_test=20, out=tmp_path))
+    for mark in ("first", "second"):
+        folder = tmp_path / mark
+        folder.mkdir()
+        monkeypatch.setenv("SNN_RULES_TEST_MARK", mark)
+        monkeypatch.chdir(folder)
+        ds = compare_shd.run_pair(spec, config, tmp_path / f"{mark}.nc", resume=False)
+        assert ds.attrs["seen_mark"] == mark and Path(ds.attrs["seen_folder"]) == folder.resolve()
 
 
 def test_registry_names_every_builtin_rule_and_refuses_unknown_ones():
