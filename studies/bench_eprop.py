@@ -145,12 +145,13 @@ def time_data_parallel(samples, batch_size: int, workers: int, out: Path) -> dic
     chunk, repeated): no worker waits for a slower one, so their speed-up is what the split can reach on
     this machine, where processes running at once slow each other down."""
     chunk = -(-batch_size // workers)
+    # every chunk of these is a slice of ``samples``: the replay table sized for those holds them
     equal = [s for i in range(0, len(samples), batch_size) for _ in range(workers) for s in samples[i:i + chunk]]
     build_dir = Path(tempfile.mkdtemp(prefix="bench_eprop_dp_", dir=benchmarks.build_root(out)))
     try:
         net = EPropNetwork(EPropParams(n_hidden=N_HIDDEN, weight_scale=WEIGHT_SCALE, batch_size=batch_size), N_IN,
                            N_OUT, dt=1 * ms, sample_duration=1 * second, chunk_size=chunk,
-                           capacity=chunk_capacity([samples, equal], chunk, N_IN), device_name="cpp_standalone",
+                           capacity=chunk_capacity([samples], chunk, N_IN), device_name="cpp_standalone",
                            build_dir=build_dir)
         net.compiled.build()
         start = {k: np.copy(v) for k, v in net.state_.items()}

@@ -188,8 +188,9 @@ def _pair_context():
 
 
 def run_pair(spec, config, path: Path, resume: bool) -> xr.Dataset:
-    """One rule and seed in a fresh process (its peak memory is this pair's alone, and no Brian2
-    state carries over); a stored result of the same configuration is kept when resuming."""
+    """One rule and seed in its own process (see :func:`_pair_context`: no Brian2 state carries over;
+    its peak memory is this pair's plus the libraries every pair's process starts with); a stored
+    result of the same configuration is kept when resuming."""
     stored = stored_pair(spec, config, path, resume)
     if stored is not None:
         return stored
