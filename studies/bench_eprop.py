@@ -143,7 +143,7 @@ def time_data_parallel(samples, batch_size: int, workers: int, out: Path) -> dic
 
     Timed the same way on batches in which every worker gets the same samples (each batch's first
     chunk, repeated): no worker waits for a slower one, so their speed-up is what the split can reach on
-    this machine, where processes running at once slow each other down."""
+    the machine at hand."""
     chunk = -(-batch_size // workers)
     # every chunk of these is a slice of ``samples``: the replay table sized for those holds them
     equal = [s for i in range(0, len(samples), batch_size) for _ in range(workers) for s in samples[i:i + chunk]]

@@ -147,14 +147,17 @@ def simulator_processes():
 
 
 class _PeakChildMemory:
-    """Polls the resident memory of the simulator binaries this process runs, while active."""
+    """Polls the resident memory of the simulator binaries this process runs, while active.
+
+    Finding a binary means scanning every process on the machine for its parent, so the scan runs
+    only until the binaries are found; after that only their own memory is read. Scanning at every
+    poll cost 13.5% of a core (measured over 10 s, 70 processes running), which the binary's own
+    core loses whenever the other core is busy too (data-parallel workers)."""
 
     def __init__(self, interval: float = 0.01):
         self.interval, self.peak_mib = interval, 0.0
 
     def __enter__(self):
-        import threading
-
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, daemon=True)
         self._thread.start()
@@ -163,12 +166,15 @@ class _PeakChildMemory:
     def _watch(self):
         import psutil
 
+        watched: list = []
         while not self._stop.is_set():
-            for child in simulator_processes():
+            if not watched:
+                watched = list(simulator_processes())
+            for child in list(watched):
                 try:
                     self.peak_mib = max(self.peak_mib, child.memory_info().rss / 2 ** 20)
-                except psutil.Error:
-                    pass
+                except psutil.Error:  # it has ended: scan again for the next one
+                    watched.remove(child)
             self._stop.wait(self.interval)
 
     def __exit__(self, *exc):
