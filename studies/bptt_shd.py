@@ -66,6 +66,7 @@ def run(config: BPTTStudyConfig, cache=None) -> xr.Dataset:
         clf.load_state(state["classifier"], classes)
         history, best = state["history"], state["best"]
         job.note_resume(f"after epoch {clf.epochs_done_}")
+        job.restored_epochs(history["val_accuracy"])
     else:
         clf.initialize(classes)
 

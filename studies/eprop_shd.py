@@ -83,17 +83,20 @@ def run(config: EPropStudyConfig, cache: BuildCache | None = None) -> xr.Dataset
                            device_name=config.device, build_dir=build_dir, seed=seed, cache=cache)
         history = {k: [] for k in keys}
         epoch, chunk, partial, best = 0, 0, {"loss": [], "correct": []}, None
+        spent = 0.0  # seconds of the current epoch before its last checkpoint (a resumed epoch's wall time counts them)
         if state is not None:
             net.state_ = {k[6:]: (state[k] if state[k].ndim else float(state[k])) for k in state if k.startswith("state_")}
             epoch, chunk = int(state["epoch"]), int(state["chunk"])
             history = {k: list(state[f"history_{k}"]) for k in keys}
             partial = {"loss": list(state["partial_loss"]), "correct": list(state["partial_correct"])}
+            spent = float(state.get("partial_seconds", 0.0))  # absent in checkpoints of earlier versions
             if "best_epoch" in state:
                 best = {k[5:]: (state[k] if state[k].ndim else float(state[k])) for k in state if k.startswith("best_")}
             job.note_resume(f"at epoch {epoch + 1}, chunk {chunk}")
+            job.restored_epochs(history["val_accuracy"])
 
-        def save(epoch_, chunk_):
-            arrays = dict(epoch=epoch_, chunk=chunk_, partial_loss=partial["loss"],
+        def save(epoch_, chunk_, seconds_=0.0):
+            arrays = dict(epoch=epoch_, chunk=chunk_, partial_seconds=seconds_, partial_loss=partial["loss"],
                           partial_correct=partial["correct"], **{f"history_{k}": v for k, v in history.items()},
                           **{f"state_{k}": v for k, v in net.state_.items()})
             if best is not None:
@@ -101,7 +104,7 @@ def run(config: EPropStudyConfig, cache: BuildCache | None = None) -> xr.Dataset
             job.save_checkpoint(**arrays)
 
         while epoch < config.epochs and not job.over_time_budget(history["epoch_seconds"]):
-            t_epoch = time.perf_counter()
+            t_epoch, spent = time.perf_counter() - spent, 0.0
             order = np.random.default_rng([seed, epoch]).permutation(len(splits.train))
             samples = [splits.train.samples[i] for i in order]
             labels = y_train[order]
@@ -118,7 +121,7 @@ def run(config: EPropStudyConfig, cache: BuildCache | None = None) -> xr.Dataset
                         result = net.run_chunk(samples[chunks[index]], learn=True)
                     partial["loss"] += list(result["loss"])
                     partial["correct"] += list((result["logits"].argmax(axis=1) == labels[chunks[index]]).astype(float))
-                    save(epoch, index + 1)
+                    save(epoch, index + 1, time.perf_counter() - t_epoch)
                     bar.update(len(result["loss"]))
             bar.close()
             val = net.present(splits.val.samples, learn=False, workers=config.workers)

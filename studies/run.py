@@ -221,6 +221,13 @@ class Run:
         for listener in list(_EPOCH_LISTENERS):
             listener(int(epoch), float(val_accuracy))
 
+    def restored_epochs(self, val_accuracies) -> None:
+        """Tell the listeners the epochs a resumed run took from its checkpoint (from 1, in order), as
+        the run that wrote it did: a tuning search's rerun of a killed trial is a new trial, whose pruner
+        has seen none of them (nor, when the kill fell between a checkpoint and its report, has any)."""
+        for epoch, value in enumerate(val_accuracies, start=1):
+            self.end_epoch(epoch, value)
+
     def over_time_budget(self, epoch_seconds) -> bool:
         """Whether the training wall time so far (``epoch_seconds``, one per epoch done) has reached
         the study's ``max_train_seconds`` (a study without that option has no budget). The epoch

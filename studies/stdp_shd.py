@@ -123,6 +123,7 @@ def run(config: STDPStudyConfig, cache: BuildCache | None = None) -> xr.Dataset:
             if "best_weights" in state:
                 best = {k: state[f"best_{k}"] for k in ("weights", "theta", "train", "val", "epoch")}
             job.note_resume(f"at epoch {epoch + 1}, chunk {chunk}")
+            job.restored_epochs(history["val_logistic"])
 
         def save(epoch_, chunk_, elapsed_):
             arrays = dict(weights=net.weights_, theta=net.theta_ / volt, epoch=epoch_,

@@ -24,7 +24,8 @@ Storage: the trials live in an Optuna database, an SQLite file ``OUT/tune_<rule>
 ``--storage URL`` names another (a database server that every machine of a cluster reaches). A killed
 search continues with ``--resume`` and ends as an uninterrupted one would: the sampler is reseeded
 from the trial's position in the search, and a trial cut short by the kill runs again with the same
-options. ``--resume --trials N`` with a larger N extends a finished search. Trials run one per core,
+options, from the checkpoints it had written (its study's own ``--resume``: a trial of an hour that was
+killed near its end does not start over). ``--resume --trials N`` with a larger N extends a finished search. Trials run one per core,
 on local processes (``--workers N``) or on a Dask cluster (``--scheduler ADDRESS``, ``--local-cluster
 N``); with more than one at a time, each trial's options depend on which others had finished.
 
@@ -203,7 +204,9 @@ def plan(config: TuneConfig, base=None) -> Plan:
 # ---------------------------------------------------------------------------------------------
 
 def run_trial(spec, config, storage: str, study_name: str, trial_id: int, tune: TuneConfig) -> dict:
-    """Run one trial's study, reporting validation accuracy per epoch to the pruner (never raises)."""
+    """Run one trial's study, reporting validation accuracy per epoch to the pruner (never raises).
+    A rerun's study, resumed from the interrupted trial's checkpoints, reports the epochs it took from
+    them again (:meth:`studies.run.Run.restored_epochs`), so the rerun reports what the trial would have."""
     import optuna
 
     start = time.perf_counter()
@@ -230,8 +233,9 @@ def run_trial(spec, config, storage: str, study_name: str, trial_id: int, tune: 
         out.update(state="pruned", value=float(np.nanmax(history)), error=str(pruned))
     except Exception as error:  # a failing trial is recorded, the search goes on
         out.update(error=f"{type(error).__name__}: {error}\n{traceback.format_exc(limit=3)}")
-    finally:
-        shutil.rmtree(config.run.out, ignore_errors=True)  # the trial's checkpoints and builds
+    # The trial has ended: its checkpoints and builds go. A trial stopped on the way (its process
+    # interrupted or killed) never gets here, and its rerun continues from its checkpoints.
+    shutil.rmtree(config.run.out, ignore_errors=True)
     out.update(history=history, epochs_done=len(history), seconds=time.perf_counter() - start)
     return out
 
@@ -275,7 +279,8 @@ def open_study(config: TuneConfig, storage: str, base=None, *, space: dict):
 
 
 def requeue_interrupted(study) -> None:
-    """Trials left running by a killed search fail as 'interrupted' and run again with the same options."""
+    """Trials left running by a killed search fail as 'interrupted' and run again with the same options,
+    in the same work folder: the rerun's study resumes from the checkpoints the interrupted one wrote."""
     import optuna
     from optuna.trial import TrialState
 
@@ -283,8 +288,23 @@ def requeue_interrupted(study) -> None:
         trial = optuna.trial.Trial(study, frozen._trial_id)
         trial.set_user_attr("interrupted", True)
         study.tell(frozen.number, state=TrialState.FAIL)
-        study.enqueue_trial(frozen.params, user_attrs={"rerun_of": frozen.number})
-        print(f"trial {frozen.number} was interrupted; it runs again with the same options", file=sys.stderr)
+        study.enqueue_trial(frozen.params, user_attrs={"rerun_of": frozen.number, "work": work_folder(frozen)})
+        print(f"trial {frozen.number} was interrupted; it runs again with the same options, from its checkpoints",
+              file=sys.stderr)
+
+
+def work_folder(trial) -> str:
+    """The folder (under ``tune_<rule>/work/``) in which ``trial`` runs its study: its own, or for a
+    rerun the interrupted trial's (a chain of reruns shares the first one's)."""
+    return str(trial.user_attrs.get("work", f"trial_{trial.number}"))
+
+
+def _continues(work: Path) -> int:
+    """The number of the trial whose checkpoints a run in ``work`` continues (-1: none to continue)."""
+    checkpoints = work / "checkpoints"
+    if not (checkpoints.is_dir() and any(p.is_file() for p in checkpoints.rglob("*"))):
+        return -1
+    return int(work.name.removeprefix("trial_"))
 
 
 def _counted(study) -> list:
@@ -336,6 +356,7 @@ def search(config: TuneConfig, base=None) -> tuple[xr.Dataset, object]:
     wall_start = time.perf_counter()
     finished = lambda: sum(1 for t in _counted(study) if t.state.is_finished())  # noqa: E731
     pending: dict = {}
+    ended = False
     try:
         from tqdm import tqdm
 
@@ -345,8 +366,12 @@ def search(config: TuneConfig, base=None) -> tuple[xr.Dataset, object]:
             while len(pending) < config.workers and finished() + len(pending) < config.trials:
                 trial = ask(study, config)
                 options = suggest(trial, p.space)
-                trial_config = apply(p.base, {**options, "out": str(folder / "work" / f"trial_{trial.number}"),
-                                              "resume": False})
+                work = folder / "work" / work_folder(trial)
+                continues = _continues(work)
+                trial.set_user_attr("continues", continues)
+                if continues >= 0:
+                    bar.write(f"trial {trial.number} continues from trial {continues}'s checkpoints", file=sys.stderr)
+                trial_config = apply(p.base, {**options, "out": str(work), "resume": continues >= 0})
                 trial_config = dataclasses.replace(trial_config, run=dataclasses.replace(trial_config.run,
                                                                                         validation_only=True))
                 future = executor.submit(run_trial, p.spec, trial_config, storage, study.study_name,
@@ -363,9 +388,11 @@ def search(config: TuneConfig, base=None) -> tuple[xr.Dataset, object]:
                     bar.write(f"trial {trial.number} failed: {result['error'].splitlines()[0]}", file=sys.stderr)
                 bar.update(1)
         bar.close()
+        ended = True
     finally:
         executor.close()
-        shutil.rmtree(folder / "work", ignore_errors=True)
+        if ended:  # otherwise the unfinished trials' checkpoints stay for their reruns
+            shutil.rmtree(folder / "work", ignore_errors=True)
     wall = float(study.user_attrs.get("wall_seconds", 0.0)) + time.perf_counter() - wall_start
     study.set_user_attr("wall_seconds", wall)
     ds = trials_dataset(study, config, p, storage, started, base)
@@ -427,6 +454,8 @@ def trials_dataset(study, config: TuneConfig, p: Plan, storage: str, started: st
         "trial_seconds": ("trial", column("seconds"), {"units": "s", "long_name": "wall time of the trial, start-up included"}),
         "train_seconds": ("trial", column("train_seconds"), {"units": "s", "long_name": "training wall time of the trial"}),
         "epochs_done": ("trial", column("epochs_done", 0).astype(int), {"units": "1", "long_name": "epochs the trial trained"}),
+        "continues": ("trial", column("continues", -1).astype(int),
+                      {"units": "1", "long_name": "trial whose checkpoints this rerun continued (-1: none)"}),
         "sample_epochs": ("trial", column("sample_epochs", 0).astype(int),
                           {"units": "1", "long_name": "training samples x epochs the trial used"}),
         "error": ("trial", np.array([t.user_attrs.get("error", "") if t.state == TrialState.FAIL else "" for t in trials],

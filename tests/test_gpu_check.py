@@ -48,3 +48,37 @@ def test_without_a_gpu_it_says_so_and_runs_nothing(tmp_path):
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert lines[-1].startswith("error: no GPU to check") and "Traceback" not in done.stderr
     assert not list(tmp_path.glob("*.nc"))
+
+
+class _Generated(Exception):
+    """Raised in place of compiling: the project's code has been generated."""
+
+
+@pytest.mark.parametrize("rule", ["stdp", "lsm", "eprop"])
+def test_every_brian2_rule_generates_a_cuda_standalone_project(tmp_path, monkeypatch, rule):
+    # What the GPU check builds for each rule, generated for brian2cuda here (nvcc compiles one
+    # small network in test_lif.py; a rule's project takes nvcc 10-20 minutes on 2 cores).
+    import shutil
+
+    from brian2 import device
+
+    from models.engine import devices
+    from models.engine.compiled import CompiledNetwork
+    from studies import gpu_check
+
+    pytest.importorskip("brian2cuda")
+    if shutil.which("nvcc") is None:
+        pytest.skip("nvcc is not on PATH: cuda_standalone cannot be selected here")
+    activate = devices.activate
+    monkeypatch.setattr(devices, "activate",
+                        lambda name, build_dir, compile_only=False: activate(name, build_dir, compile_only=True))
+
+    def generate_only(self):
+        device.build(directory=str(self.build_dir), compile=False, run=False, clean=False)
+        raise _Generated
+
+    monkeypatch.setattr(CompiledNetwork, "build", generate_only)
+    with pytest.raises(_Generated):
+        gpu_check._brian2(rule, "cuda_standalone", tmp_path / rule)
+    kernels = list((tmp_path / rule / "code_objects").glob("*.cu"))
+    assert len(kernels) > 10 and (tmp_path / rule / "makefile").exists(), f"{len(kernels)} kernels generated"

@@ -21,11 +21,12 @@ import xarray as xr
 from brian2 import Quantity, ms, second
 
 from datasets import Preprocessing
+from models import files
 from models.units import const
 from studies import registry, tune
 from studies.config import RunConfig
 from studies.results import scalar
-from studies.run import Run
+from studies.run import Run, check_same_config
 from studies.space import Choice, Float, Int, check_space
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,20 +50,32 @@ class CurveConfig:
 
 
 def run_curve(config: CurveConfig, cache=None) -> xr.Dataset:
-    """Validation accuracy ceiling * (1 - exp(-rate * epoch)), one epoch at a time, told to the listeners."""
+    """Validation accuracy ceiling * (1 - exp(-rate * epoch)), one epoch at a time, told to the listeners;
+    a checkpoint after every epoch, from which ``--resume`` goes on as a study does."""
     p = config.params
     if p.fail:
         raise RuntimeError("the curve rule was asked to fail")
     if not config.run.validation_only:
         raise RuntimeError("a trial must run validation-only: the test split never enters the search")
     job = Run("curve", config)
-    history = []
-    for epoch in range(1, config.epochs + 1):
+    checkpoint = Path(config.run.out) / "checkpoints" / "curve.npz"
+    state = files.load_arrays(checkpoint) if config.run.resume else None
+    if state is not None:
+        check_same_config(str(state.pop("config")), job.config_text, str(checkpoint))
+    history = [] if state is None else list(state["history"])
+    job.restored_epochs(history)
+    resumed_at = len(history)
+    for epoch in range(resumed_at + 1, config.epochs + 1):
         time.sleep(p.delay)
+        if os.environ.get("CURVE_EPOCH_LOG"):  # which epochs this process computed, for the tests
+            with open(os.environ["CURVE_EPOCH_LOG"], "a") as log:
+                log.write(f"{Path(config.run.out).name} {epoch}\n")
         history.append(p.ceiling * (1 - np.exp(-p.rate * epoch)))
+        files.save_arrays(checkpoint, config=job.config_text, history=np.array(history))
         job.end_epoch(epoch, history[-1])
     return xr.Dataset({"val_accuracy": ("epoch", np.array(history), {"units": "1", "long_name": "validation accuracy"}),
-                       "train_seconds": scalar(p.delay * config.epochs, "s", "training time")},
+                       "train_seconds": scalar(p.delay * (config.epochs - resumed_at), "s",
+                                               "training time of this process (the epochs before a resume left out)")},
                       coords={"epoch": np.arange(1, config.epochs + 1)})
 
 
@@ -147,30 +160,40 @@ def _finished_trials(out: Path) -> int:
     return sum(t.state.is_finished() for t in study.get_trials(deepcopy=False))
 
 
-def test_a_killed_search_resumes_to_the_same_trials_and_best_value(tmp_path):
+def test_a_killed_search_resumes_to_the_same_trials_and_best_value(tmp_path, monkeypatch):
     registry.register(CURVE_SLOW)
     argv = ["--rule", "curve", "--trials", "6", "--startup-trials", "2", *DATA, "--set", "delay=0.4", "epochs=3"]
     whole = xr.load_dataset(tune.main(argv + ["--out", str(tmp_path / "whole")]))
 
     out = tmp_path / "killed"
     script = SUBPROCESS.format(tests=str(ROOT / "tests"), root=str(ROOT), argv=argv + ["--out", str(out)])
+    log = tmp_path / "killed_search.log"
     process = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, start_new_session=True,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                               stdout=subprocess.DEVNULL, stderr=log.open("w"))
     deadline = time.time() + 300
     while _finished_trials(out) < 2 and time.time() < deadline and process.poll() is None:
         time.sleep(0.2)
-    time.sleep(0.6)  # into the next trial's epochs
-    assert process.poll() is None, "the search ended before it could be killed"
+    # into the third trial's epochs: killed once it has checkpointed its first
+    checkpoint = out / "tune_curve" / "work" / "trial_2" / "checkpoints" / "curve.npz"
+    while not checkpoint.exists() and time.time() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    assert process.poll() is None, f"the search ended before it could be killed:\n{log.read_text()[-2000:]}"
     os.killpg(process.pid, signal.SIGKILL)  # the search and its worker processes
     process.wait()
     with pytest.raises(ValueError, match="already stored"):
         tune.main(argv + ["--out", str(out)])  # without --resume: refused, nothing overwritten
+    monkeypatch.setenv("CURVE_EPOCH_LOG", str(tmp_path / "epochs.log"))
     resumed = xr.load_dataset(tune.main(argv + ["--out", str(out), "--resume"]))
 
     for name in ("param_rate", "param_ceiling", "val_accuracy", "state", "epochs_done"):
         np.testing.assert_array_equal(resumed[name].values, whole[name].values, err_msg=name)
     assert resumed.attrs["best_val_accuracy"] == whole.attrs["best_val_accuracy"]
     assert resumed.attrs["best_params"] == whole.attrs["best_params"]
+    # the third trial's rerun went on from the killed trial's checkpoints, not from its first epoch
+    assert list(resumed.continues.values) == [-1, -1, 2, -1, -1, -1] and list(whole.continues.values) == [-1] * 6
+    rerun = [line.split()[1] for line in (tmp_path / "epochs.log").read_text().splitlines() if line.startswith("trial_2 ")]
+    assert rerun and "1" not in rerun, f"the rerun computed epochs {rerun}"
+    assert not (out / "tune_curve" / "work").exists(), "a finished search leaves no trial folders"
     # a resume with another configuration names the difference
     with pytest.raises(ValueError, match="n_train"):
         tune.main(["--rule", "curve", "--trials", "6", "--startup-trials", "2", "--dataset", "synthetic_bursts",
