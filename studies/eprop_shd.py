@@ -48,7 +48,7 @@ class EPropStudyConfig:
     input: Preprocessing = dataclasses.field(default_factory=lambda: Preprocessing(dt=1 * ms))  # time step, duration, pooling
     device: str = dataclasses.field(default="cpp_standalone", metadata={"choices": DEVICES})  # Brian2 device
     epochs: int = 5  # passes over the training set
-    max_train_seconds: float | None = None  # stop after the epoch that passes this training wall time (it is scored); none: no cap
+    max_train_seconds: float | None = None  # stop training at the first checkpoint (chunk or mini-batch) past this wall time, then score; none: no cap
     chunk_size: int = 100  # most samples per run of the binary (balanced to the set sizes)
     workers: int = 2  # processes for evaluation chunks, and for a mini-batch's gradients (params.batch_size > 1)
     params: EPropParams = dataclasses.field(default_factory=EPropParams)  # network and learning constants
@@ -76,7 +76,7 @@ def run(config: EPropStudyConfig, cache: BuildCache | None = None) -> xr.Dataset
         chunk_size = balanced_chunk_size([len(splits.train), len(splits.val), job.n_test], config.chunk_size)
     capacity = chunk_capacity([splits.train.samples, splits.val.samples, splits.test.samples], chunk_size,
                               splits.n_channels)
-    keys = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "epoch_seconds")
+    keys = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "epoch_seconds", "train_samples")
     with job.build_folder() as build_dir:
         net = EPropNetwork(p, splits.n_channels, splits.n_classes, dt=config.input.dt,
                            sample_duration=config.input.duration, chunk_size=chunk_size, capacity=capacity,
@@ -87,13 +87,14 @@ def run(config: EPropStudyConfig, cache: BuildCache | None = None) -> xr.Dataset
         if state is not None:
             net.state_ = {k[6:]: (state[k] if state[k].ndim else float(state[k])) for k in state if k.startswith("state_")}
             epoch, chunk = int(state["epoch"]), int(state["chunk"])
-            history = {k: list(state[f"history_{k}"]) for k in keys}
+            history = {k: list(state[f"history_{k}"]) for k in keys if f"history_{k}" in state}
+            history.setdefault("train_samples", [len(splits.train)] * len(history["val_accuracy"]))  # earlier versions
             partial = {"loss": list(state["partial_loss"]), "correct": list(state["partial_correct"])}
             spent = float(state.get("partial_seconds", 0.0))  # absent in checkpoints of earlier versions
             if "best_epoch" in state:
                 best = {k[5:]: (state[k] if state[k].ndim else float(state[k])) for k in state if k.startswith("best_")}
             job.note_resume(f"at epoch {epoch + 1}, chunk {chunk}")
-            job.restored_epochs(history["val_accuracy"])
+            job.restored_epochs(history["val_accuracy"], history["train_samples"])
 
         def save(epoch_, chunk_, seconds_=0.0):
             arrays = dict(epoch=epoch_, chunk=chunk_, partial_seconds=seconds_, partial_loss=partial["loss"],
@@ -115,6 +116,14 @@ def run(config: EPropStudyConfig, cache: BuildCache | None = None) -> xr.Dataset
             # one pool of workers for the epoch's mini-batches (none for batches of one)
             with net.worker_pool(config.workers if p.batch_size > 1 else 1) as pool:
                 for index in range(chunk, len(chunks)):
+                    # An online rule can stop anywhere: one epoch of e-prop can take many times a
+                    # search's per-trial budget, so the budget ends the epoch at a checkpoint (checked
+                    # before each chunk, so that a run resumed there stops there too).
+                    if partial["loss"] and job.over_time_budget_within(history["epoch_seconds"],
+                                                                       time.perf_counter() - t_epoch):
+                        print(f"the wall-time budget ended epoch {epoch + 1} after {len(partial['loss'])} of "
+                              f"{len(samples)} samples", file=sys.stderr)
+                        break
                     if p.batch_size > 1:
                         result = net.learn_batch(samples[chunks[index]], workers=config.workers, pool=pool)
                     else:
@@ -130,6 +139,7 @@ def run(config: EPropStudyConfig, cache: BuildCache | None = None) -> xr.Dataset
             history["val_loss"].append(float(val["loss"].mean()))
             history["val_accuracy"].append(_accuracy(val, y_val))
             history["epoch_seconds"].append(time.perf_counter() - t_epoch)
+            history["train_samples"].append(len(partial["loss"]))
             if best is None or history["val_accuracy"][-1] > max(history["val_accuracy"][:-1], default=-1):
                 best = {**{k: (np.copy(v) if isinstance(v, np.ndarray) else v) for k, v in net.state_.items()},
                         "epoch": float(epoch + 1)}
@@ -137,11 +147,11 @@ def run(config: EPropStudyConfig, cache: BuildCache | None = None) -> xr.Dataset
             save(epoch, chunk)
             print(f"epoch {epoch}/{config.epochs}: training loss {history['train_loss'][-1]:.3f} ({LOSS_NAMES[p.readout_reduction]}), accuracy "
                   f"{history['train_accuracy'][-1]:.3f}; validation {history['val_accuracy'][-1]:.3f}", file=sys.stderr)
-            job.end_epoch(epoch, history["val_accuracy"][-1])
+            job.end_epoch(epoch, history["val_accuracy"][-1], history["train_samples"][-1])
 
         if job.validation_only:
             return job.finish_validation(history["val_accuracy"], float(np.sum(history["epoch_seconds"])), config.device,
-                                         history["train_accuracy"])
+                                         history["train_accuracy"], history["train_samples"])
         net.state_ = {k: v for k, v in best.items() if k != "epoch"}
         test = net.present(splits.test.samples, learn=False, progress="test", workers=config.workers)
         build_seconds, reused = net.build_seconds, net.reused_binary
@@ -156,6 +166,7 @@ def run(config: EPropStudyConfig, cache: BuildCache | None = None) -> xr.Dataset
             **results.accuracy_vars(history["val_accuracy"], history["train_accuracy"]),
             "train_loss": ("epoch", np.asarray(history["train_loss"]), {"units": "1", "long_name": f"training loss per sample ({LOSS_NAMES[p.readout_reduction]})"}),
             "val_loss": ("epoch", np.asarray(history["val_loss"]), {"units": "1", "long_name": f"validation loss per sample ({LOSS_NAMES[p.readout_reduction]})"}),
+            "train_samples": results.train_samples_var(history["train_samples"]),
             "epoch_seconds": ("epoch", np.asarray(history["epoch_seconds"]), {"units": "s", "long_name": "wall time of the epoch (training and validation)"}),
             **results.classifier_vars(splits, predicted, test["counts"], n_hidden=p.n_hidden,
                                                recurrent=p.recurrent, n_parameters=n_params,

@@ -137,6 +137,13 @@ def accuracy_vars(val_accuracy, train_accuracy=None) -> dict:
     return out
 
 
+def train_samples_var(train_samples) -> tuple:
+    """The training samples each epoch learned from (fewer than the training set in an epoch that a
+    wall-time budget stopped on the way)."""
+    return ("epoch", np.asarray(train_samples, dtype=int),
+            {"units": "1", "long_name": "training samples the epoch learned from"})
+
+
 def build_vars(build_seconds: float, reused_binary: bool, chunk_size: int) -> dict:
     """Results variables saying what building the Brian2 network cost and how it ran."""
     return {

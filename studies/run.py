@@ -27,17 +27,20 @@ import xarray as xr
 from datasets import Preprocessing, Splits, load_splits
 from models import files
 from models.units import config_diff, config_json
-from studies.results import CONVENTIONS, accuracy_vars, dataset_attrs, memory_vars, now, scalar, stamp  # noqa: F401  (CONVENTIONS: kept importable here)
+from studies.results import (CONVENTIONS, accuracy_vars, dataset_attrs, memory_vars, now, scalar,  # noqa: F401  (CONVENTIONS: kept importable here)
+                             stamp, train_samples_var)
 
-#: Functions called as ``listener(epoch, val_accuracy)`` after every epoch of a rule trained over
-#: epochs (see :func:`epoch_listener`); a tuning search's pruner listens here and may stop the run
+#: Functions called as ``listener(epoch, val_accuracy, samples)`` after every epoch of a rule trained
+#: over epochs (see :func:`epoch_listener`); a tuning search's pruner listens here and may stop the run
 #: by raising.
 _EPOCH_LISTENERS: list = []
 
 
 @contextlib.contextmanager
 def epoch_listener(listener):
-    """Call ``listener(epoch, val_accuracy)`` after every training epoch of the runs made inside."""
+    """Call ``listener(epoch, val_accuracy, samples)`` after every training epoch of the runs made
+    inside; ``samples`` is the number of training samples the epoch learned from (None: all of them;
+    fewer when the wall-time budget stopped it on the way)."""
     _EPOCH_LISTENERS.append(listener)
     try:
         yield listener
@@ -136,11 +139,14 @@ class Run:
         (empty here), and the study returns only what the search reads (:meth:`finish_validation`)."""
         return bool(self.settings.validation_only)
 
-    def finish_validation(self, val_accuracy, train_seconds: float, device: str, train_accuracy=None) -> xr.Dataset:
-        """The results of a validation-only run: validation (and training) accuracy per epoch and the
-        training wall time, nothing measured on the test split."""
+    def finish_validation(self, val_accuracy, train_seconds: float, device: str, train_accuracy=None,
+                          train_samples=None) -> xr.Dataset:
+        """The results of a validation-only run: validation (and training) accuracy per epoch, the
+        training samples of each epoch (``train_samples``, where a budget can stop an epoch on the way)
+        and the training wall time, nothing measured on the test split."""
         val_accuracy = np.atleast_1d(np.asarray(val_accuracy, dtype=float))
-        ds = xr.Dataset({**accuracy_vars(val_accuracy, train_accuracy),
+        extra = {} if train_samples is None else {"train_samples": train_samples_var(train_samples)}
+        ds = xr.Dataset({**accuracy_vars(val_accuracy, train_accuracy), **extra,
                          "train_seconds": scalar(float(train_seconds), "s", "training wall time (validation included)")},
                         coords={"epoch": np.arange(1, len(val_accuracy) + 1)})
         ds.attrs["validation_only"] = 1
@@ -215,18 +221,20 @@ class Run:
         files.save_torch(self.checkpoint_dir / name,
                          {**state, "config": self.config_text, "dataset_generator": self.data_generator})
 
-    def end_epoch(self, epoch: int, val_accuracy: float) -> None:
+    def end_epoch(self, epoch: int, val_accuracy: float, samples: int | None = None) -> None:
         """Tell the listeners (a tuning search's pruner) that ``epoch`` (from 1) ended with
-        ``val_accuracy``; call it after the epoch's checkpoint is saved."""
+        ``val_accuracy`` after learning from ``samples`` training samples (None: the whole training
+        set); call it after the epoch's checkpoint is saved."""
         for listener in list(_EPOCH_LISTENERS):
-            listener(int(epoch), float(val_accuracy))
+            listener(int(epoch), float(val_accuracy), None if samples is None else int(samples))
 
-    def restored_epochs(self, val_accuracies) -> None:
+    def restored_epochs(self, val_accuracies, samples=None) -> None:
         """Tell the listeners the epochs a resumed run took from its checkpoint (from 1, in order), as
         the run that wrote it did: a tuning search's rerun of a killed trial is a new trial, whose pruner
         has seen none of them (nor, when the kill fell between a checkpoint and its report, has any)."""
-        for epoch, value in enumerate(val_accuracies, start=1):
-            self.end_epoch(epoch, value)
+        samples = [None] * len(val_accuracies) if samples is None else list(samples)
+        for epoch, (value, n) in enumerate(zip(val_accuracies, samples), start=1):
+            self.end_epoch(epoch, value, n)
 
     def over_time_budget(self, epoch_seconds) -> bool:
         """Whether the training wall time so far (``epoch_seconds``, one per epoch done) has reached
@@ -234,6 +242,11 @@ class Run:
         that passes it still counts: it is scored."""
         budget = getattr(self.config, "max_train_seconds", None)
         return budget is not None and float(sum(epoch_seconds)) >= budget
+
+    def over_time_budget_within(self, epoch_seconds, seconds_so_far: float) -> bool:
+        """Whether an epoch ``seconds_so_far`` in, after the epochs of ``epoch_seconds``, has reached the
+        wall-time budget: an online rule stops there, at the checkpoint just saved, and is scored."""
+        return self.over_time_budget([*epoch_seconds, seconds_so_far])
 
     def note_resume(self, where: str) -> None:
         print(f"resuming {self.rule} {where}", file=sys.stderr)

@@ -16,8 +16,9 @@ below the median of earlier trials at the same epoch stops there; ``--no-prune``
 
 Budget: ``--trials`` is the same for every rule of a fair comparison, and every trial is capped at
 ``--max-sample-epochs`` training samples x epochs (the rule's epochs are cut to fit) and
-``--max-trial-seconds`` of training wall time (checked after each epoch); a trial that reaches a cap is
-scored at the epoch it reached. Rules fitted in one pass (the liquid's readout, the count control)
+``--max-trial-seconds`` of training wall time (checked after each epoch, and by e-prop, which learns
+online and whose one epoch can outlast the cap many times, also after each chunk of samples); a trial
+that reaches a cap is scored where it stopped (the samples it learned from are in the results file). Rules fitted in one pass (the liquid's readout, the count control)
 use one sample-epoch per training sample. Both caps are in the results file.
 
 Storage: the trials live in an Optuna database, an SQLite file ``OUT/tune_<rule>/study.db`` unless
@@ -73,7 +74,7 @@ class TuneConfig:
     trials: int = 20  # trials of the search: give every rule of a comparison the same number
     set: tuple[str, ...] = ()  # an option fixed for every trial, NAME=VALUE (taken out of the search space)
     max_sample_epochs: int | None = None  # cap per trial on training samples x epochs; rules trained over epochs stop there (none: the rule's own epochs)
-    max_trial_seconds: float | None = None  # cap per trial on training wall time, checked after each epoch (none: no cap)
+    max_trial_seconds: float | None = None  # cap per trial on training wall time, checked after each epoch (by online rules after each chunk) (none: no cap)
     startup_trials: int = 5  # trials drawn at random before the sampler models the results, and before the pruner acts
     prune: bool = True  # stop a trial whose validation accuracy after an epoch lies below the median of earlier trials
     storage: str | None = None  # Optuna storage URL shared by every worker (default: sqlite file OUT/tune_<rule>/study.db)
@@ -211,14 +212,16 @@ def run_trial(spec, config, storage: str, study_name: str, trial_id: int, tune: 
 
     start = time.perf_counter()
     history: list[float] = []
+    trained: list[int | None] = []  # training samples per reported epoch (None: the whole training set)
     out = {"state": "fail", "value": float("nan"), "error": "", "train_seconds": float("nan")}
     try:
         one_core()
         study = optuna.load_study(study_name=study_name, storage=storage, pruner=make_pruner(tune))
         trial = optuna.trial.Trial(study, trial_id)
 
-        def report(epoch: int, val_accuracy: float) -> None:
+        def report(epoch: int, val_accuracy: float, samples: int | None = None) -> None:
             history.append(val_accuracy)
+            trained.append(samples)
             trial.report(val_accuracy, epoch)
             if trial.should_prune():
                 raise optuna.TrialPruned(f"validation accuracy {val_accuracy:.3f} after epoch {epoch}")
@@ -236,7 +239,8 @@ def run_trial(spec, config, storage: str, study_name: str, trial_id: int, tune: 
     # The trial has ended: its checkpoints and builds go. A trial stopped on the way (its process
     # interrupted or killed) never gets here, and its rerun continues from its checkpoints.
     shutil.rmtree(config.run.out, ignore_errors=True)
-    out.update(history=history, epochs_done=len(history), seconds=time.perf_counter() - start)
+    out.update(history=history, epochs_done=len(history), seconds=time.perf_counter() - start,
+               trained=trained[:len(history)])
     return out
 
 
@@ -328,7 +332,9 @@ def tell(study, trial, result: dict, n_fit: int) -> None:
     from optuna.trial import TrialState
 
     trial.set_user_attr("epochs_done", int(result["epochs_done"]))
-    trial.set_user_attr("sample_epochs", int(result["epochs_done"]) * int(n_fit))
+    trained = list(result.get("trained", []))  # epochs a budget stopped on the way learned from fewer samples
+    trained += [None] * (int(result["epochs_done"]) - len(trained))
+    trial.set_user_attr("sample_epochs", sum(int(n_fit) if n is None else int(n) for n in trained))
     trial.set_user_attr("seconds", float(result["seconds"]))
     trial.set_user_attr("train_seconds", float(result["train_seconds"]))
     trial.set_user_attr("history", [float(v) for v in result["history"]])
@@ -457,7 +463,7 @@ def trials_dataset(study, config: TuneConfig, p: Plan, storage: str, started: st
         "continues": ("trial", column("continues", -1).astype(int),
                       {"units": "1", "long_name": "trial whose checkpoints this rerun continued (-1: none)"}),
         "sample_epochs": ("trial", column("sample_epochs", 0).astype(int),
-                          {"units": "1", "long_name": "training samples x epochs the trial used"}),
+                          {"units": "1", "long_name": "training samples x epochs the trial learned from"}),
         "error": ("trial", np.array([t.user_attrs.get("error", "") if t.state == TrialState.FAIL else "" for t in trials],
                                     dtype=str), {"long_name": "error of a failed trial (empty otherwise)"}),
     }

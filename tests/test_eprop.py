@@ -247,6 +247,35 @@ def test_study_runs_and_resumes_identically(tmp_path, monkeypatch):
         np.testing.assert_array_equal(whole[name].values, resumed[name].values)
 
 
+def test_the_time_budget_ends_an_epoch_at_a_checkpoint_and_a_resumed_run_stops_there_too(tmp_path, monkeypatch):
+    """An online rule's epoch can outlast a search's per-trial budget many times: the budget stops
+    training at the next checkpoint (here after the first chunk of 6 samples), the run is scored there
+    and says how many samples it learned from; killed after that checkpoint, a rerun stops there too."""
+    from studies import eprop_shd
+
+    argv = ["--dataset", "synthetic", "--n-train", "24", "--n-test", "10", "--duration", "50ms", "--n-hidden", "8",
+            "--chunk-size", "6", "--epochs", "3", "--workers", "1", "--device", "runtime", "--max-train-seconds", "1e-6"]
+    whole = xr.load_dataset(eprop_shd.main(argv + ["--out", str(tmp_path / "a")]))
+    assert whole.sizes["epoch"] == 1 and whole.train_samples.values.tolist() == [6], whole.train_samples.values
+    assert int(whole.n_train) > 6 and np.isfinite(whole.test_accuracy), "it learned from part of the training set"
+    calls = {"n": 0}
+    original = EPropNetwork.run_chunk
+
+    def dies(self, samples, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:  # the first chunk learned and was saved; validation starts
+            raise KeyboardInterrupt
+        return original(self, samples, **kwargs)
+
+    monkeypatch.setattr(EPropNetwork, "run_chunk", dies)
+    with pytest.raises(KeyboardInterrupt):
+        eprop_shd.main(argv + ["--out", str(tmp_path / "b")])
+    monkeypatch.setattr(EPropNetwork, "run_chunk", original)
+    resumed = xr.load_dataset(eprop_shd.main(argv + ["--out", str(tmp_path / "b"), "--resume"]))
+    for name in ("train_samples", "train_loss", "val_accuracy", "test_prediction"):
+        np.testing.assert_array_equal(whole[name].values, resumed[name].values, err_msg=name)
+
+
 @pytest.mark.slow
 def test_the_learning_off_control_trains_only_the_readout(build_dir):
     """``train_hidden=False`` (the comparison's ablation): input and recurrent weights stay as drawn,

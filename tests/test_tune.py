@@ -38,6 +38,7 @@ class CurveParams:
     ceiling: float = 0.8  # where it saturates
     delay: float = 0.0  # seconds of sleep per epoch (to be killed mid-search)
     fail: bool = False  # raise inside the run
+    last_samples: int = 0  # training samples the last epoch learned from, as when a budget stopped it (0: all)
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,8 @@ def run_curve(config: CurveConfig, cache=None) -> xr.Dataset:
                 log.write(f"{Path(config.run.out).name} {epoch}\n")
         history.append(p.ceiling * (1 - np.exp(-p.rate * epoch)))
         files.save_arrays(checkpoint, config=job.config_text, history=np.array(history))
-        job.end_epoch(epoch, history[-1])
+        stopped = p.last_samples > 0 and epoch == config.epochs
+        job.end_epoch(epoch, history[-1], p.last_samples if stopped else None)
     return xr.Dataset({"val_accuracy": ("epoch", np.array(history), {"units": "1", "long_name": "validation accuracy"}),
                        "train_seconds": scalar(p.delay * (config.epochs - resumed_at), "s",
                                                "training time of this process (the epochs before a resume left out)")},
@@ -119,6 +121,15 @@ def test_a_search_records_failures_prunes_and_writes_a_usable_best_configuration
 
     drawn = {f.name for f in draw(path, tmp_path / "figures")}
     assert drawn == {"tune_curve_optimization_history.png", "tune_curve_param_importances.png"}
+
+
+def test_an_epoch_a_budget_stopped_counts_the_samples_it_learned_from(tmp_path):
+    registry.register(CURVE)
+    path = tune.main(["--rule", "curve", "--trials", "2", "--startup-trials", "2", *DATA, "--max-sample-epochs", "100",
+                      "--set", "fail=False", "--set", "last_samples=5", "--out", str(tmp_path)])
+    ds = xr.load_dataset(path)
+    # 2 epochs of 36 training samples, the second stopped after 5
+    assert list(ds.state.values) == ["complete"] * 2 and ds.sample_epochs.values.tolist() == [41, 41]
 
 
 def test_one_pruner_stops_trials_below_the_median(tmp_path):
