@@ -79,7 +79,8 @@ the same network with the same surrogate, so that they differ only in how credit
   nothing stored across samples but the weights and Adam's moments. ``batch_size`` restores the
   paper's mini-batches (one Adam step on the mean gradient of each batch), which
   :meth:`EPropNetwork.learn_batch` computes data-parallel: the batch's chunks run at once in forked
-  processes from the same weights, their gradient sums added before the step.
+  processes, or on a Dask cluster's workers, from the same weights, their gradient sums added
+  before the step.
 """
 
 from __future__ import annotations
@@ -98,7 +99,7 @@ from models.engine import devices
 from models.engine.compiled import BuildCache, CompiledNetwork
 from models.engine.counting import COUNT_EQUATION, COUNT_RESET, BinnedCounter
 from models.engine.inputs import SpikeReplay
-from models.engine.replay import ChunkedReplayNetwork
+from models.engine.replay import ChunkedReplayNetwork, Recipe
 from models.lif import LIF_RUN_ARG_CONSTANTS, LIFParams, lif_group
 from models.lif_torch import lif_constants
 from models.spikes import SpikeSample
@@ -377,6 +378,10 @@ class EPropNetwork(ChunkedReplayNetwork):
             self.state_[f"m_{name}"] = np.zeros(shape)
             self.state_[f"s2_{name}"] = np.zeros(shape)
         self.feedback_ = rng.standard_normal((n_h, n_classes)) * scale / np.sqrt(n_h)  # random e-prop's B (volt)
+        # how another process (a Dask worker) builds this network again: see remote_pool
+        self.recipe = Recipe(type(self), (params, n_inputs, n_classes),
+                             dict(dt=dt, sample_duration=sample_duration, chunk_size=chunk_size, capacity=capacity,
+                                  device_name=device_name, seed=seed))
         self.compile(lambda folder: self._build(device_name, folder, capacity), build_dir, cache, n_inputs=n_inputs,
                      n_classes=n_classes, sample_duration=repr(sample_duration), dt=repr(dt), chunk_size=chunk_size,
                      capacity=capacity, device=device_name)
@@ -574,8 +579,10 @@ class EPropNetwork(ChunkedReplayNetwork):
         The samples' gradients are summed in the binary, chunk by chunk; with ``workers > 1`` the
         chunks run at once in forked processes (data-parallel e-prop: every process starts from the
         same weights, their sums are added here); ``pool`` (from :meth:`worker_pool`, open for a
-        whole epoch) saves forking them for every batch. The weights travel with every chunk, so
-        the pool's workers need nothing else from the current state. The step is the binary's Adam (same constants and
+        whole epoch) saves forking them for every batch, and one from :meth:`remote_pool` runs them
+        on an executor's workers (a Dask cluster's), each of which builds the network once. The
+        weights travel with every chunk, so the pool's workers need nothing else from the current
+        state. The step is the binary's Adam (same constants and
         bias correction), so a batch of one sample updates exactly as :meth:`run_chunk` with
         ``learn=True`` does. Returns the samples' logits, losses and hidden counts."""
         if self.params.update != "sample":
@@ -612,9 +619,15 @@ class EPropNetwork(ChunkedReplayNetwork):
         return {name: self._from_synapses(name, syn.m[:] * volt) / 0.1 for name, syn in self._synapses()}
 
     def present(self, samples: list[SpikeSample], learn: bool, progress: str | None = None, workers: int = 1,
-                start_chunk: int = 0, on_chunk=None) -> dict:
+                start_chunk: int = 0, on_chunk=None, pool=None) -> dict:
+        """Run ``samples`` in chunks, learning online (one after the other) or not (``workers``
+        processes, or the chunks of an open ``pool``, which get the current weights)."""
+        extra = {}
+        if pool is not None and not learn:
+            extra["weights"] = {k: v for k, v in self.state_.items() if k.startswith("w_")}
         parts = super().present(samples, progress=progress, workers=1 if learn else workers,
-                                start_chunk=start_chunk, on_chunk=on_chunk, learn=learn)
+                                start_chunk=start_chunk, on_chunk=on_chunk, learn=learn,
+                                pool=None if learn else pool, **extra)
         if not parts:
             return {"logits": np.zeros((0, self.n_classes)), "loss": np.zeros(0), "counts": np.zeros((0, self.params.n_hidden))}
         return {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}

@@ -6,6 +6,10 @@ Trains input, recurrent and readout weights with e-prop (one compiled binary for
 samples; Adam after each sample, or a gradient step every time step with ``--update online``),
 checkpoints after every chunk, picks the epoch with the best validation accuracy and reports the
 test accuracy there. The readout's decision is the class with the largest time-averaged output.
+
+Mini-batches (``--batch-size N``) are data-parallel: their chunks run at once in ``--workers``
+forked processes, or on a Dask cluster (``--scheduler ADDRESS``, ``--local-cluster N``), whose
+workers each build the network once; either way the weights equal one process's.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ if __name__ == "__main__":  # --help from the cache, before the imports below ta
 
     answer_from_cache(__file__)
 
+import contextlib
 import dataclasses
 import sys
 import time
@@ -33,6 +38,7 @@ from models.engine.inputs import balanced_chunk_size, chunk_capacity
 from studies import results
 from studies.cli import run_main, study_main
 from studies.config import RunConfig
+from studies.executors import DaskExecutor
 from studies.registry import RuleSpec
 from studies.run import Run
 from studies.space import Choice, Float, Int
@@ -50,7 +56,9 @@ class EPropStudyConfig:
     epochs: int = 5  # passes over the training set
     max_train_seconds: float | None = None  # stop training at the first checkpoint (chunk or mini-batch) past this wall time, then score; none: no cap
     chunk_size: int = 100  # most samples per run of the binary (balanced to the set sizes)
-    workers: int = 2  # processes for evaluation chunks, and for a mini-batch's gradients (params.batch_size > 1)
+    workers: int = 2  # processes for evaluation chunks, and for a mini-batch's gradients (params.batch_size > 1): its chunks
+    scheduler: str | None = None  # run a mini-batch's chunks, and evaluation's, on the Dask scheduler at this address
+    local_cluster: int | None = None  # ... on an in-process Dask LocalCluster of this many workers
     params: EPropParams = dataclasses.field(default_factory=EPropParams)  # network and learning constants
 
 
@@ -77,10 +85,15 @@ def run(config: EPropStudyConfig, cache: BuildCache | None = None) -> xr.Dataset
     capacity = chunk_capacity([splits.train.samples, splits.val.samples, splits.test.samples], chunk_size,
                               splits.n_channels)
     keys = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "epoch_seconds", "train_samples")
-    with job.build_folder() as build_dir:
+    with job.build_folder() as build_dir, contextlib.ExitStack() as stack:
         net = EPropNetwork(p, splits.n_channels, splits.n_classes, dt=config.input.dt,
                            sample_duration=config.input.duration, chunk_size=chunk_size, capacity=capacity,
                            device_name=config.device, build_dir=build_dir, seed=seed, cache=cache)
+        remote = None  # a pool on a Dask cluster, whose workers build the network once each
+        if config.scheduler or config.local_cluster:
+            executor = DaskExecutor(config.scheduler, config.local_cluster)
+            stack.callback(executor.close)
+            remote = net.remote_pool(executor)
         history = {k: [] for k in keys}
         epoch, chunk, partial, best = 0, 0, {"loss": [], "correct": []}, None
         spent = 0.0  # seconds of the current epoch before its last checkpoint (a resumed epoch's wall time counts them)
@@ -114,7 +127,8 @@ def run(config: EPropStudyConfig, cache: BuildCache | None = None) -> xr.Dataset
             bar = tqdm(total=len(samples), initial=sum(c.stop - c.start for c in chunks[:chunk]), unit="sample",
                        desc=f"epoch {epoch + 1}/{config.epochs} e-prop")
             # one pool of workers for the epoch's mini-batches (none for batches of one)
-            with net.worker_pool(config.workers if p.batch_size > 1 else 1) as pool:
+            with (contextlib.nullcontext(remote) if remote is not None and p.batch_size > 1
+                  else net.worker_pool(config.workers if p.batch_size > 1 else 1)) as pool:
                 for index in range(chunk, len(chunks)):
                     # An online rule can stop anywhere: one epoch of e-prop can take many times a
                     # search's per-trial budget, so the budget ends the epoch at a checkpoint (checked
@@ -133,7 +147,7 @@ def run(config: EPropStudyConfig, cache: BuildCache | None = None) -> xr.Dataset
                     save(epoch, index + 1, time.perf_counter() - t_epoch)
                     bar.update(len(result["loss"]))
             bar.close()
-            val = net.present(splits.val.samples, learn=False, workers=config.workers)
+            val = net.present(splits.val.samples, learn=False, workers=config.workers, pool=remote)
             history["train_loss"].append(float(np.mean(partial["loss"])))
             history["train_accuracy"].append(float(np.mean(partial["correct"])))
             history["val_loss"].append(float(val["loss"].mean()))
@@ -153,7 +167,7 @@ def run(config: EPropStudyConfig, cache: BuildCache | None = None) -> xr.Dataset
             return job.finish_validation(history["val_accuracy"], float(np.sum(history["epoch_seconds"])), config.device,
                                          history["train_accuracy"], history["train_samples"])
         net.state_ = {k: v for k, v in best.items() if k != "epoch"}
-        test = net.present(splits.test.samples, learn=False, progress="test", workers=config.workers)
+        test = net.present(splits.test.samples, learn=False, progress="test", workers=config.workers, pool=remote)
         build_seconds, reused = net.build_seconds, net.reused_binary
         binary_mib = net.compiled.peak_binary_memory
 

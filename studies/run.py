@@ -113,7 +113,10 @@ class Run:
         self.out = Path(self.settings.out)
         self.started, self._t0 = now(), time.perf_counter()
         # the configuration without 'resume', which does not change what a run computes
-        self.config_text = config_json(dataclasses.replace(config, run=dataclasses.replace(config.run, resume=False)))
+        # where the run computes (a Dask scheduler's address) is not what it computes: a run resumes anywhere
+        where = {name: None for name in ("scheduler", "local_cluster") if hasattr(config, name)}
+        self.config_text = config_json(dataclasses.replace(config, run=dataclasses.replace(config.run, resume=False),
+                                                           **where))
         self.splits: Splits | None = None
 
     # -- data

@@ -347,3 +347,42 @@ def test_mini_batches_step_as_the_binary_and_split_across_processes_without_chan
     for name in ("in", "rec", "out"):
         assert np.abs(net.state_[f"w_{name}"] - start[f"w_{name}"]).max() > 0, f"w_{name} must learn"
     assert np.all(np.diag(net.state_["w_rec"]) == 0), "no self-connections appear"
+
+
+@pytest.mark.slow
+def test_mini_batches_on_a_dask_cluster_give_the_weights_of_one_process(build_dir):
+    """Data-parallel e-prop on a Dask cluster: each worker builds the network once from its recipe,
+    gets the current weights with every chunk, and the two batches of an epoch end with the weights
+    of one process; evaluation on the cluster gives one process's readout."""
+    pytest.importorskip("distributed")
+    from models.engine import replay
+    from studies.executors import DaskExecutor
+
+    rng = np.random.default_rng(7)
+    samples = [preprocess(SpikeSample(rng.integers(0, N_IN, 250), rng.uniform(0, 0.12, 250) * second, k % N_OUT),
+                          Preprocessing(duration=STEPS * ms, dt=1 * ms)) for k in range(4)]
+    params = EPropParams(n_hidden=8, weight_scale=15.0, rate_penalty=1e-3, batch_size=4)
+    net = EPropNetwork(params, N_IN, N_OUT, dt=1 * ms, sample_duration=STEPS * ms, chunk_size=2, capacity=400,
+                       device_name="cpp_standalone", build_dir=build_dir, seed=3)
+    start = {k: np.copy(v) for k, v in net.state_.items()}
+    executor = None
+    try:
+        for batch in (samples, samples[::-1]):
+            net.learn_batch(batch, workers=1)
+        serial, serial_logits = dict(net.state_), net.present(samples, learn=False)["logits"]
+        net.state_ = {k: np.copy(v) for k, v in start.items()}
+        executor = DaskExecutor(n_local=2)
+        pool = net.remote_pool(executor)
+        for batch in (samples, samples[::-1]):
+            net.learn_batch(batch, workers=2, pool=pool)
+        remote, remote_logits = dict(net.state_), net.present(samples, learn=False, pool=pool)["logits"]
+        built = executor.client.run(lambda: replay._REMOTE_TOKEN)
+    finally:
+        if executor is not None:
+            executor.close()
+        devices.reset_brian()
+    assert set(built.values()) == {net.recipe.token}, f"every worker ran chunks on the rebuilt network: {built}"
+    assert remote["adam_step"] == 2.0 and np.abs(remote["w_in"] - start["w_in"]).max() > 0
+    for key, value in serial.items():
+        np.testing.assert_allclose(remote[key], value, rtol=1e-12, atol=0, err_msg=key)
+    np.testing.assert_allclose(remote_logits, serial_logits, rtol=1e-12, atol=0)

@@ -15,10 +15,14 @@ equal those of the kept one, instead of compiling again.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import dataclasses
 import multiprocessing
 import os
+import shutil
+import tempfile
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +48,53 @@ def _run_in_worker(job):
     index, samples, kwargs = job
     result = _WORKER_NETWORK.run_chunk(samples, results_subdir=f"results_{os.getpid()}", **kwargs)
     return index, result, _WORKER_NETWORK.compiled.peak_binary_memory
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    """How another process builds a network again: its class and constructor arguments, the build
+    folder left out (each process builds in a folder of its own). ``token`` names the network, so
+    that a process builds it once for all the jobs it gets."""
+
+    cls: type
+    args: tuple
+    kwargs: dict
+    token: str = dataclasses.field(default_factory=lambda: uuid.uuid4().hex)
+
+
+# The network a process rebuilt from a recipe (see :func:`_run_remote`): one at a time.
+_REMOTE_TOKEN: str | None = None
+
+
+def _run_remote(recipe: Recipe, job):
+    """Run ``job`` (a chunk, as :func:`_run_in_worker` takes it) in this process, on the network of
+    ``recipe``, built here (once per network and process) in a folder removed when the process ends."""
+    global _WORKER_NETWORK, _REMOTE_TOKEN
+    if _REMOTE_TOKEN != recipe.token:
+        folder = Path(tempfile.mkdtemp(prefix=f"{recipe.cls.__name__.lower()}_remote_"))
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+        _WORKER_NETWORK, _REMOTE_TOKEN = None, None
+        _WORKER_NETWORK = recipe.cls(*recipe.args, build_dir=folder, **recipe.kwargs)
+        _REMOTE_TOKEN = recipe.token
+    return _run_in_worker(job)
+
+
+class RemotePool:
+    """Runs the chunks of :meth:`ChunkedReplayNetwork.present` as jobs of an executor
+    (:mod:`studies.executors`: spawned processes or a Dask cluster, whose workers share no memory
+    with this process): each worker builds the network from its recipe for its first job and keeps
+    it. As with a forked pool, whatever changed since the network was made travels in the chunks'
+    keyword arguments."""
+
+    def __init__(self, executor, recipe: Recipe):
+        self.executor, self.recipe = executor, recipe
+
+    def imap(self, function, jobs):
+        if function is not _run_in_worker:
+            raise ValueError("a remote pool runs chunks only")
+        futures = [self.executor.submit(_run_remote, self.recipe, job) for job in jobs]
+        for future in futures:  # in order, as multiprocessing's imap
+            yield future.result()
 
 
 class ChunkedReplayNetwork:
@@ -120,6 +171,14 @@ class ChunkedReplayNetwork:
         args.update(extra)
         self.compiled.run(args, results_subdir=results_subdir)
         return self.collect(len(samples), **kwargs)
+
+    def remote_pool(self, executor) -> RemotePool:
+        """A pool (for :meth:`present`'s ``pool=``) whose chunks run as jobs of ``executor``, on
+        machines that share nothing with this one: needs ``self.recipe`` (set by the subclass)."""
+        recipe = getattr(self, "recipe", None)
+        if recipe is None:
+            raise ValueError(f"{type(self).__name__} has no recipe: it cannot be rebuilt in another process")
+        return RemotePool(executor, recipe)
 
     @contextlib.contextmanager
     def worker_pool(self, workers: int):
