@@ -187,7 +187,11 @@ def parse_assignments(items: list[str]) -> dict[str, str]:
 
 def _left_out(field, value) -> bool:
     """A field kept off the command line (``{"cli": False}``) is written only where it differs from its
-    default: adding such a field changes no configuration already stored (results, checkpoints, searches)."""
+    default: adding such a field changes no configuration already stored (results, checkpoints, searches).
+    A field that says where a run computes, not what (``{"identity": False}``: a Dask scheduler's
+    address), is never written: a run resumes anywhere."""
+    if field.metadata.get("identity", True) is False:
+        return True
     return (field.metadata.get("cli", True) is False and field.default is not dataclasses.MISSING
             and value == field.default)
 

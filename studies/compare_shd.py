@@ -299,7 +299,10 @@ def combine(runs: dict[tuple[str, int], xr.Dataset], rules: list[str], seeds: li
             train_curves[r, k, :len(curve)] = np.asarray(ds.train_accuracy.values, dtype=float)
         if "confusion" in ds and ds.confusion.shape == (n_classes, n_classes):
             confusion[r] = np.maximum(confusion[r], 0) + ds.confusion.values.astype(np.int64)
-        sample_epochs[r, k] = int(ds.attrs.get("n_train", 0)) * int(ds.sizes.get("epoch", 1))
+        if "train_samples" in ds:  # a wall-time budget can stop an epoch on the way
+            sample_epochs[r, k] = int(ds.train_samples.sum())
+        else:
+            sample_epochs[r, k] = int(ds.attrs.get("n_train", 0)) * int(ds.sizes.get("epoch", 1))
         if "test_prediction" in ds:
             correct[r, k] = ds.test_prediction.values == ds.test_label.values
             if test_labels is not None and not np.array_equal(test_labels, ds.test_label.values):

@@ -44,6 +44,8 @@ from studies.run import Run
 from studies.space import Choice, Float, Int
 
 RULE = "eprop"
+#: The training clock (tests drive it).
+_clock = time.perf_counter
 #: A finished run resumed with a larger --epochs goes on from its final state.
 EXTENDABLE = ("epochs",)
 
@@ -56,9 +58,9 @@ class EPropStudyConfig:
     epochs: int = 5  # passes over the training set
     max_train_seconds: float | None = None  # stop training at the first checkpoint (chunk or mini-batch) past this wall time, then score; none: no cap
     chunk_size: int = 100  # most samples per run of the binary (balanced to the set sizes)
-    workers: int = 2  # processes for evaluation chunks, and for a mini-batch's gradients (params.batch_size > 1): its chunks
-    scheduler: str | None = None  # run a mini-batch's chunks, and evaluation's, on the Dask scheduler at this address
-    local_cluster: int | None = None  # ... on an in-process Dask LocalCluster of this many workers
+    workers: int = 2  # processes for evaluation chunks, and the chunks a mini-batch (params.batch_size > 1) is split into (on a Dask cluster: its workers)
+    scheduler: str | None = dataclasses.field(default=None, metadata={"identity": False})  # run a mini-batch's chunks, and evaluation's, on the Dask scheduler at this address
+    local_cluster: int | None = dataclasses.field(default=None, metadata={"identity": False})  # ... on an in-process Dask LocalCluster of this many workers
     params: EPropParams = dataclasses.field(default_factory=EPropParams)  # network and learning constants
 
 
@@ -118,7 +120,10 @@ def run(config: EPropStudyConfig, cache: BuildCache | None = None) -> xr.Dataset
             job.save_checkpoint(**arrays)
 
         while epoch < config.epochs and not job.over_time_budget(history["epoch_seconds"]):
-            t_epoch, spent = time.perf_counter() - spent, 0.0
+            # the budget is checked on the seconds each checkpoint saved, so that a resumed run stops
+            # where the killed one did
+            saved_seconds = spent
+            t_epoch, spent = _clock() - spent, 0.0
             order = np.random.default_rng([seed, epoch]).permutation(len(splits.train))
             samples = [splits.train.samples[i] for i in order]
             labels = y_train[order]
@@ -133,8 +138,7 @@ def run(config: EPropStudyConfig, cache: BuildCache | None = None) -> xr.Dataset
                     # An online rule can stop anywhere: one epoch of e-prop can take many times a
                     # search's per-trial budget, so the budget ends the epoch at a checkpoint (checked
                     # before each chunk, so that a run resumed there stops there too).
-                    if partial["loss"] and job.over_time_budget_within(history["epoch_seconds"],
-                                                                       time.perf_counter() - t_epoch):
+                    if partial["loss"] and job.over_time_budget_within(history["epoch_seconds"], saved_seconds):
                         print(f"the wall-time budget ended epoch {epoch + 1} after {len(partial['loss'])} of "
                               f"{len(samples)} samples", file=sys.stderr)
                         break
@@ -144,7 +148,8 @@ def run(config: EPropStudyConfig, cache: BuildCache | None = None) -> xr.Dataset
                         result = net.run_chunk(samples[chunks[index]], learn=True)
                     partial["loss"] += list(result["loss"])
                     partial["correct"] += list((result["logits"].argmax(axis=1) == labels[chunks[index]]).astype(float))
-                    save(epoch, index + 1, time.perf_counter() - t_epoch)
+                    saved_seconds = _clock() - t_epoch
+                    save(epoch, index + 1, saved_seconds)
                     bar.update(len(result["loss"]))
             bar.close()
             val = net.present(splits.val.samples, learn=False, workers=config.workers, pool=remote)
@@ -152,7 +157,7 @@ def run(config: EPropStudyConfig, cache: BuildCache | None = None) -> xr.Dataset
             history["train_accuracy"].append(float(np.mean(partial["correct"])))
             history["val_loss"].append(float(val["loss"].mean()))
             history["val_accuracy"].append(_accuracy(val, y_val))
-            history["epoch_seconds"].append(time.perf_counter() - t_epoch)
+            history["epoch_seconds"].append(_clock() - t_epoch)
             history["train_samples"].append(len(partial["loss"]))
             if best is None or history["val_accuracy"][-1] > max(history["val_accuracy"][:-1], default=-1):
                 best = {**{k: (np.copy(v) if isinstance(v, np.ndarray) else v) for k, v in net.state_.items()},

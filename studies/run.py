@@ -113,10 +113,7 @@ class Run:
         self.out = Path(self.settings.out)
         self.started, self._t0 = now(), time.perf_counter()
         # the configuration without 'resume', which does not change what a run computes
-        # where the run computes (a Dask scheduler's address) is not what it computes: a run resumes anywhere
-        where = {name: None for name in ("scheduler", "local_cluster") if hasattr(config, name)}
-        self.config_text = config_json(dataclasses.replace(config, run=dataclasses.replace(config.run, resume=False),
-                                                           **where))
+        self.config_text = config_json(dataclasses.replace(config, run=dataclasses.replace(config.run, resume=False)))
         self.splits: Splits | None = None
 
     # -- data
@@ -236,7 +233,7 @@ class Run:
         the run that wrote it did: a tuning search's rerun of a killed trial is a new trial, whose pruner
         has seen none of them (nor, when the kill fell between a checkpoint and its report, has any)."""
         samples = [None] * len(val_accuracies) if samples is None else list(samples)
-        for epoch, (value, n) in enumerate(zip(val_accuracies, samples), start=1):
+        for epoch, (value, n) in enumerate(zip(val_accuracies, samples, strict=True), start=1):
             self.end_epoch(epoch, value, n)
 
     def over_time_budget(self, epoch_seconds) -> bool:

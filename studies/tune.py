@@ -17,7 +17,7 @@ below the median of earlier trials at the same epoch stops there; ``--no-prune``
 Budget: ``--trials`` is the same for every rule of a fair comparison, and every trial is capped at
 ``--max-sample-epochs`` training samples x epochs (the rule's epochs are cut to fit) and
 ``--max-trial-seconds`` of training wall time (checked after each epoch, and by e-prop, which learns
-online and whose one epoch can outlast the cap many times, also after each chunk of samples); a trial
+online and whose one epoch can outlast the cap many times, also before each chunk of samples); a trial
 that reaches a cap is scored where it stopped (the samples it learned from are in the results file). Rules fitted in one pass (the liquid's readout, the count control)
 use one sample-epoch per training sample. Both caps are in the results file.
 
@@ -74,7 +74,7 @@ class TuneConfig:
     trials: int = 20  # trials of the search: give every rule of a comparison the same number
     set: tuple[str, ...] = ()  # an option fixed for every trial, NAME=VALUE (taken out of the search space)
     max_sample_epochs: int | None = None  # cap per trial on training samples x epochs; rules trained over epochs stop there (none: the rule's own epochs)
-    max_trial_seconds: float | None = None  # cap per trial on training wall time, checked after each epoch (by online rules after each chunk) (none: no cap)
+    max_trial_seconds: float | None = None  # cap per trial on training wall time, checked after each epoch (by e-prop also before each chunk) (none: no cap)
     startup_trials: int = 5  # trials drawn at random before the sampler models the results, and before the pruner acts
     prune: bool = True  # stop a trial whose validation accuracy after an epoch lies below the median of earlier trials
     storage: str | None = None  # Optuna storage URL shared by every worker (default: sqlite file OUT/tune_<rule>/study.db)

@@ -126,6 +126,24 @@ def test_resume_with_another_configuration_names_the_fields_that_differ(tmp_path
     assert "run.n_train: 60 -> 200" in str(error.value) and "n_bins: 10 -> 4" in str(error.value)
 
 
+def test_where_a_run_computes_is_not_part_of_its_configuration(tmp_path):
+    """A checkpoint written on local processes resumes on a Dask cluster (and one written before
+    the cluster options existed resumes at all): the scheduler's address is not what a run computes."""
+    config = registry.get("eprop").config()
+    config = dataclasses.replace(config, run=dataclasses.replace(config.run, out=tmp_path, resume=True))
+    run = Run("eprop", config)
+    run.splits = _splits_of(TimingConfig())
+    run.save_checkpoint(step=3)
+    on_cluster = Run("eprop", dataclasses.replace(config, scheduler="tcp://head:8786", local_cluster=4))
+    on_cluster.splits = run.splits
+    assert on_cluster.load_checkpoint()["step"] == 3
+    assert "scheduler" not in on_cluster.config_text and "local_cluster" not in on_cluster.config_text
+    more_workers = Run("eprop", dataclasses.replace(config, workers=7))  # what a run computes still counts
+    more_workers.splits = run.splits
+    with pytest.raises(ConfigMismatchError, match="workers: 2 -> 7"):
+        more_workers.load_checkpoint()
+
+
 def _splits_of(generator_config):
     """The part of the splits that a checkpoint records: the dataset and its generator's constants."""
     train = types.SimpleNamespace(generator=config_json(generator_config))

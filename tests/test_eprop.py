@@ -249,30 +249,47 @@ def test_study_runs_and_resumes_identically(tmp_path, monkeypatch):
 
 def test_the_time_budget_ends_an_epoch_at_a_checkpoint_and_a_resumed_run_stops_there_too(tmp_path, monkeypatch):
     """An online rule's epoch can outlast a search's per-trial budget many times: the budget stops
-    training at the next checkpoint (here after the first chunk of 6 samples), the run is scored there
-    and says how many samples it learned from; killed after that checkpoint, a rerun stops there too."""
+    training at the next checkpoint, the run is scored there, says how many samples it learned from
+    (to the results and to a search's listener), and a rerun killed after that checkpoint stops there
+    too. The training clock advances 10 s per chunk learned: the first epoch (40 s) fits the 45 s
+    budget, the second stops after its first chunk (50 s)."""
     from studies import eprop_shd
+    from studies.run import epoch_listener
 
-    argv = ["--dataset", "synthetic", "--n-train", "24", "--n-test", "10", "--duration", "50ms", "--n-hidden", "8",
-            "--chunk-size", "6", "--epochs", "3", "--workers", "1", "--device", "runtime", "--max-train-seconds", "1e-6"]
-    whole = xr.load_dataset(eprop_shd.main(argv + ["--out", str(tmp_path / "a")]))
-    assert whole.sizes["epoch"] == 1 and whole.train_samples.values.tolist() == [6], whole.train_samples.values
-    assert int(whole.n_train) > 6 and np.isfinite(whole.test_accuracy), "it learned from part of the training set"
-    calls = {"n": 0}
+    clock = {"t": 0.0}
+    monkeypatch.setattr(eprop_shd, "_clock", lambda: clock["t"])
     original = EPropNetwork.run_chunk
 
-    def dies(self, samples, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 2:  # the first chunk learned and was saved; validation starts
-            raise KeyboardInterrupt
+    def timed(self, samples, **kwargs):
+        if kwargs.get("learn"):
+            clock["t"] += 10.0
         return original(self, samples, **kwargs)
+
+    monkeypatch.setattr(EPropNetwork, "run_chunk", timed)
+    argv = ["--dataset", "synthetic", "--n-train", "24", "--n-test", "10", "--duration", "50ms", "--n-hidden", "8",
+            "--chunk-size", "6", "--epochs", "3", "--workers", "1", "--device", "runtime", "--max-train-seconds", "45"]
+    seen = []
+    with epoch_listener(lambda epoch, value, samples: seen.append(samples)):
+        whole = xr.load_dataset(eprop_shd.main(argv + ["--out", str(tmp_path / "a")]))
+    n_train = int(whole.n_train)
+    assert whole.sizes["epoch"] == 2 and whole.train_samples.values.tolist() == [n_train, 6], whole.train_samples.values
+    assert seen == [n_train, 6], "a search's listener hears the samples each epoch learned from"
+    assert whole.epoch_seconds.values.tolist() == [40.0, 10.0]
+    calls = {"n": 0}
+
+    def dies(self, samples, **kwargs):
+        calls["n"] += kwargs.get("learn", False)
+        if calls["n"] == 5 and not kwargs.get("learn"):  # the second epoch's chunk learned and was saved
+            raise KeyboardInterrupt
+        return timed(self, samples, **kwargs)
 
     monkeypatch.setattr(EPropNetwork, "run_chunk", dies)
     with pytest.raises(KeyboardInterrupt):
         eprop_shd.main(argv + ["--out", str(tmp_path / "b")])
-    monkeypatch.setattr(EPropNetwork, "run_chunk", original)
+    monkeypatch.setattr(EPropNetwork, "run_chunk", timed)
+    clock["t"] += 1000.0  # the rerun's clock reads otherwise: it stops on the seconds its checkpoint saved
     resumed = xr.load_dataset(eprop_shd.main(argv + ["--out", str(tmp_path / "b"), "--resume"]))
-    for name in ("train_samples", "train_loss", "val_accuracy", "test_prediction"):
+    for name in ("train_samples", "train_loss", "val_accuracy", "test_prediction", "epoch_seconds"):
         np.testing.assert_array_equal(whole[name].values, resumed[name].values, err_msg=name)
 
 
@@ -377,11 +394,13 @@ def test_mini_batches_on_a_dask_cluster_give_the_weights_of_one_process(build_di
             net.learn_batch(batch, workers=2, pool=pool)
         remote, remote_logits = dict(net.state_), net.present(samples, learn=False, pool=pool)["logits"]
         built = executor.client.run(lambda: replay._REMOTE_TOKEN)
+        jobs = executor.client.run(lambda: replay._REMOTE_JOBS)
     finally:
         if executor is not None:
             executor.close()
         devices.reset_brian()
     assert set(built.values()) == {net.recipe.token}, f"every worker ran chunks on the rebuilt network: {built}"
+    assert sum(jobs.values()) == 2 * 2 + 2, f"two batches of 2 chunks and evaluation's 2 ran on the cluster: {jobs}"
     assert remote["adam_step"] == 2.0 and np.abs(remote["w_in"] - start["w_in"]).max() > 0
     for key, value in serial.items():
         np.testing.assert_allclose(remote[key], value, rtol=1e-12, atol=0, err_msg=key)

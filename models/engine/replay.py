@@ -22,6 +22,7 @@ import multiprocessing
 import os
 import shutil
 import tempfile
+import threading
 import uuid
 from pathlib import Path
 
@@ -62,21 +63,37 @@ class Recipe:
     token: str = dataclasses.field(default_factory=lambda: uuid.uuid4().hex)
 
 
-# The network a process rebuilt from a recipe (see :func:`_run_remote`): one at a time.
+# The network a process rebuilt from a recipe (see :func:`_run_remote`), one at a time: its token and
+# build folder, the jobs it ran, and a lock (a Dask worker may run several tasks at once in threads,
+# and one binary runs one chunk at a time).
 _REMOTE_TOKEN: str | None = None
+_REMOTE_FOLDER: Path | None = None
+_REMOTE_JOBS = 0
+_REMOTE_LOCK = threading.Lock()
+
+
+def _remove_remote_folder() -> None:
+    if _REMOTE_FOLDER is not None:
+        shutil.rmtree(_REMOTE_FOLDER, ignore_errors=True)
+
+
+atexit.register(_remove_remote_folder)
 
 
 def _run_remote(recipe: Recipe, job):
     """Run ``job`` (a chunk, as :func:`_run_in_worker` takes it) in this process, on the network of
-    ``recipe``, built here (once per network and process) in a folder removed when the process ends."""
-    global _WORKER_NETWORK, _REMOTE_TOKEN
-    if _REMOTE_TOKEN != recipe.token:
-        folder = Path(tempfile.mkdtemp(prefix=f"{recipe.cls.__name__.lower()}_remote_"))
-        atexit.register(shutil.rmtree, folder, ignore_errors=True)
-        _WORKER_NETWORK, _REMOTE_TOKEN = None, None
-        _WORKER_NETWORK = recipe.cls(*recipe.args, build_dir=folder, **recipe.kwargs)
-        _REMOTE_TOKEN = recipe.token
-    return _run_in_worker(job)
+    ``recipe``, built here once per network and process, in a folder of its own (removed when the
+    next network replaces it, or when the process ends)."""
+    global _WORKER_NETWORK, _REMOTE_TOKEN, _REMOTE_FOLDER, _REMOTE_JOBS
+    with _REMOTE_LOCK:
+        if _REMOTE_TOKEN != recipe.token:
+            _remove_remote_folder()
+            _WORKER_NETWORK, _REMOTE_TOKEN = None, None
+            _REMOTE_FOLDER = Path(tempfile.mkdtemp(prefix=f"{recipe.cls.__name__.lower()}_remote_"))
+            _WORKER_NETWORK = recipe.cls(*recipe.args, build_dir=_REMOTE_FOLDER, **recipe.kwargs)
+            _REMOTE_TOKEN = recipe.token
+        _REMOTE_JOBS += 1
+        return _run_in_worker(job)
 
 
 class RemotePool:
