@@ -221,6 +221,20 @@ def test_loss_falls_and_rises_when_the_update_is_flipped(tmp_path):
     assert rising[-1] > 1.2 * rising[0], f"the flipped update should raise it: {rising}"
 
 
+def _killed_then_resumed(argv, out, monkeypatch, dies, healthy, before_resume=None) -> xr.Dataset:
+    """Run the e-prop study with ``run_chunk`` replaced by ``dies`` (which raises KeyboardInterrupt
+    on the way), then resume it with ``healthy``; the resumed run's results."""
+    from studies import eprop_shd
+
+    monkeypatch.setattr(EPropNetwork, "run_chunk", dies)
+    with pytest.raises(KeyboardInterrupt):
+        eprop_shd.main(argv + ["--out", str(out)])
+    monkeypatch.setattr(EPropNetwork, "run_chunk", healthy)
+    if before_resume is not None:
+        before_resume()
+    return xr.load_dataset(eprop_shd.main(argv + ["--out", str(out), "--resume"]))
+
+
 @pytest.mark.slow
 def test_study_runs_and_resumes_identically(tmp_path, monkeypatch):
     from studies import eprop_shd
@@ -238,11 +252,7 @@ def test_study_runs_and_resumes_identically(tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return original(self, samples, **kwargs)
 
-    monkeypatch.setattr(EPropNetwork, "run_chunk", dies)
-    with pytest.raises(KeyboardInterrupt):
-        eprop_shd.main(argv + ["--out", str(tmp_path / "b")])
-    monkeypatch.setattr(EPropNetwork, "run_chunk", original)
-    resumed = xr.load_dataset(eprop_shd.main(argv + ["--out", str(tmp_path / "b"), "--resume"]))
+    resumed = _killed_then_resumed(argv, tmp_path / "b", monkeypatch, dies, original)
     for name in ("train_loss", "val_accuracy", "test_accuracy", "test_prediction"):
         np.testing.assert_array_equal(whole[name].values, resumed[name].values)
 
@@ -283,12 +293,9 @@ def test_the_time_budget_ends_an_epoch_at_a_checkpoint_and_a_resumed_run_stops_t
             raise KeyboardInterrupt
         return timed(self, samples, **kwargs)
 
-    monkeypatch.setattr(EPropNetwork, "run_chunk", dies)
-    with pytest.raises(KeyboardInterrupt):
-        eprop_shd.main(argv + ["--out", str(tmp_path / "b")])
-    monkeypatch.setattr(EPropNetwork, "run_chunk", timed)
-    clock["t"] += 1000.0  # the rerun's clock reads otherwise: it stops on the seconds its checkpoint saved
-    resumed = xr.load_dataset(eprop_shd.main(argv + ["--out", str(tmp_path / "b"), "--resume"]))
+    # the rerun's clock reads otherwise: it stops on the seconds its checkpoint saved
+    resumed = _killed_then_resumed(argv, tmp_path / "b", monkeypatch, dies, timed,
+                                   before_resume=lambda: clock.update(t=clock["t"] + 1000.0))
     for name in ("train_samples", "train_loss", "val_accuracy", "test_prediction", "epoch_seconds"):
         np.testing.assert_array_equal(whole[name].values, resumed[name].values, err_msg=name)
 
