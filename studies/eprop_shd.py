@@ -60,7 +60,7 @@ class EPropStudyConfig:
     chunk_size: int = 100  # most samples per run of the binary (balanced to the set sizes)
     workers: int = 2  # processes for evaluation chunks, and the chunks a mini-batch (params.batch_size > 1) is split into (on a Dask cluster: its workers)
     scheduler: str | None = dataclasses.field(default=None, metadata={"identity": False})  # run a mini-batch's chunks, and evaluation's, on the Dask scheduler at this address
-    local_cluster: int | None = dataclasses.field(default=None, metadata={"identity": False})  # ... on an in-process Dask LocalCluster of this many workers
+    local_cluster: int | None = dataclasses.field(default=None, metadata={"identity": False})  # run them on an in-process Dask LocalCluster of this many workers instead
     params: EPropParams = dataclasses.field(default_factory=EPropParams)  # network and learning constants
 
 
