@@ -587,13 +587,16 @@ class EPropNetwork(ChunkedReplayNetwork):
         ``learn=True`` does. Returns the samples' logits, losses and hidden counts."""
         if self.params.update != "sample":
             raise ValueError("mini-batches need update='sample' (the online update changes the weights every step)")
-        weights = {k: v for k, v in self.state_.items() if k.startswith("w_")}
         parts = ChunkedReplayNetwork.present(self, samples, workers=workers, pool=pool, learn=True, accumulate=True,
-                                             weights=weights)
+                                             weights=self._weights())
         total = {name: sum(part["gradient_sum"][name] for part in parts) for name, _ in self._synapses()}
         self.state_["adam_step"] += 1.0
         self._adam_step({name: value / len(samples) for name, value in total.items()})
         return {key: np.concatenate([part[key] for part in parts]) for key in ("logits", "loss", "counts")}
+
+    def _weights(self) -> dict[str, np.ndarray]:
+        """The current weights (``{"w_in": ...}``, volt), as chunks run elsewhere take them."""
+        return {k: v for k, v in self.state_.items() if k.startswith("w_")}
 
     def _adam_step(self, gradient: dict[str, np.ndarray]) -> None:
         """The binary's Adam (see :func:`_adam`) on dense gradients (1/volt), in place on ``state_``."""
@@ -622,9 +625,7 @@ class EPropNetwork(ChunkedReplayNetwork):
                 start_chunk: int = 0, on_chunk=None, pool=None) -> dict:
         """Run ``samples`` in chunks, learning online (one after the other) or not (``workers``
         processes, or the chunks of an open ``pool``, which get the current weights)."""
-        extra = {}
-        if pool is not None and not learn:
-            extra["weights"] = {k: v for k, v in self.state_.items() if k.startswith("w_")}
+        extra = {"weights": self._weights()} if pool is not None and not learn else {}
         parts = super().present(samples, progress=progress, workers=1 if learn else workers,
                                 start_chunk=start_chunk, on_chunk=on_chunk, learn=learn,
                                 pool=None if learn else pool, **extra)

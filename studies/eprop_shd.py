@@ -138,7 +138,7 @@ def run(config: EPropStudyConfig, cache: BuildCache | None = None) -> xr.Dataset
                     # An online rule can stop anywhere: one epoch of e-prop can take many times a
                     # search's per-trial budget, so the budget ends the epoch at a checkpoint (checked
                     # before each chunk, so that a run resumed there stops there too).
-                    if partial["loss"] and job.over_time_budget_within(history["epoch_seconds"], saved_seconds):
+                    if partial["loss"] and job.over_time_budget([*history["epoch_seconds"], saved_seconds]):
                         print(f"the wall-time budget ended epoch {epoch + 1} after {len(partial['loss'])} of "
                               f"{len(samples)} samples", file=sys.stderr)
                         break

@@ -243,11 +243,6 @@ class Run:
         budget = getattr(self.config, "max_train_seconds", None)
         return budget is not None and float(sum(epoch_seconds)) >= budget
 
-    def over_time_budget_within(self, epoch_seconds, seconds_so_far: float) -> bool:
-        """Whether an epoch ``seconds_so_far`` in, after the epochs of ``epoch_seconds``, has reached the
-        wall-time budget: an online rule stops there, at the checkpoint just saved, and is scored."""
-        return self.over_time_budget([*epoch_seconds, seconds_so_far])
-
     def note_resume(self, where: str) -> None:
         print(f"resuming {self.rule} {where}", file=sys.stderr)
 
