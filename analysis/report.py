@@ -229,8 +229,14 @@ def tuning_lines(ds: xr.Dataset) -> list[str]:
     import json
 
     if not int(ds.attrs.get("tuned", 0)):
-        return ["- **Not tuned**: every rule ran its default configuration (`--trials 0`), so the comparison "
-                "measures the defaults, not the rules."]
+        fixed = fixed_options(ds)
+        if not fixed:
+            return ["- **Not tuned**: every rule ran its default configuration (`--trials 0`), so the comparison "
+                    "measures the defaults, not the rules."]
+        lines = ["- **Not tuned in this run** (`--trials 0`): each rule ran its defaults with the options fixed on "
+                 "the command line (`--set`) below. Where they were taken from an earlier search, that search's "
+                 "budget and trials are not in this file; the comparison is as fair as those searches were."]
+        return lines + [f"  - {rule}: `{', '.join(options)}`" for rule, options in fixed.items()]
     tuning = json.loads(ds.attrs.get("tuning", "{}"))
     lines = [f"- Tuning: {ds.attrs.get('tuning_trials')} trials per rule (Optuna, seeded TPE, median pruner), on "
              "the first seed's validation split only; per trial at most "
@@ -240,6 +246,23 @@ def tuning_lines(ds: xr.Dataset) -> list[str]:
         lines.append(f"  - {rule}: {t['best_val_accuracy']:.3f} after {t['n_trials']} trials ({t['n_pruned']} pruned, "
                      f"{t['n_failed']} failed, {t['wall_seconds']:.0f} s); `{t['best_params']}`; space `{t['search_space']}`")
     return lines
+
+
+def fixed_options(ds: xr.Dataset) -> dict[str, list[str]]:
+    """The options fixed per rule with ``--set RULE.NAME=VALUE``, from the comparison's configuration."""
+    import json
+
+    fixed: dict[str, list[str]] = {}
+    for item in json.loads(ds.attrs.get("config", "{}")).get("set", []):
+        rule, _, assignment = str(item).partition(".")
+        fixed.setdefault(rule, []).append(assignment)
+    return fixed
+
+
+def _configured(ds: xr.Dataset) -> str:
+    """How the untuned rules were configured, in a few words."""
+    return ("defaults, with the options of the set-up fixed by hand" if fixed_options(ds)
+            else "every rule's defaults")
 
 
 def _correct(ds: xr.Dataset, rule: str):
@@ -339,7 +362,8 @@ def conclusions(ds: xr.Dataset) -> list[str]:
     out.append(f"- Highest mean test accuracy: **{best}** ({acc[best][0]:.3f}; chance {chance:.3f}); told apart "
                f"from {', '.join(beaten) or 'no other rule'}; not distinguishable from {', '.join(tied) or 'any other rule'}.")
     if not int(ds.attrs.get("tuned", 0)):
-        out.append("- The rules were not tuned: these figures rank default configurations, not rules.")
+        out.append("- The rules were not tuned in this run: these figures rank the configurations that ran "
+                   f"({_configured(ds)}), not rules.")
     for rule in rules:
         mean, low, high = acc[rule]
         if np.isnan(mean):
@@ -390,7 +414,7 @@ def recommendations(ds: xr.Dataset) -> list[str]:
             for name in ("test_accuracy", "train_seconds", "energy_per_inference", "learning_state") if name in ds}
     out = []
     if not int(ds.attrs.get("tuned", 0)):
-        out.append("- **Caution**: the rules ran untuned defaults; what follows ranks those defaults. Run the "
+        out.append(f"- **Caution**: no search in this run ({_configured(ds)}); what follows ranks those configurations. Run the "
                    "comparison with `--trials` before choosing.")
     if ds.sizes["seed"] < 5:
         out.append(f"- **Caution**: {ds.sizes['seed']} seed(s); differences between rules are hard to establish "
@@ -452,7 +476,7 @@ def limitations(ds: xr.Dataset) -> list[str]:
         out.append(f"- Tuning: {ds.attrs.get('tuning_trials')} trials per rule on one seed's validation split; a "
                    "larger budget may change the ranking, most for the rules with the most options.")
     else:
-        out.append("- No tuning: every rule ran its defaults.")
+        out.append(f"- No tuning in this run: {_configured(ds)}.")
     out.append("- Energy counts synaptic events and readout multiply-accumulates only, at 45 nm float precision "
                "(Horowitz 2014); it leaves out neuron updates, memory traffic, the cost of learning and any "
                "hardware's own overheads, so it compares inference workloads, not chips.")

@@ -160,6 +160,9 @@ def test_report_builds_end_to_end_from_a_tiny_comparison(tmp_path, tmp_path_fact
     assert "| stdp |" in md and "## Conclusions" in md and "figures/" in md
     assert "its generator's constants: `{" in md, "the report names the version of a generated set"
     assert "### Which rules can be told apart" in md and "| bptt | bptt_off |" in md and "Not tuned" in md
+    # an untuned comparison names the options fixed by hand, rule by rule, rather than calling them defaults
+    assert "  - bptt: `epochs=2, n_hidden=16`" in md and "  - stdp: `n_neurons=20, epochs=1`" in md
+    assert "ran its default configuration" not in md
     # a file that is not a results file is refused with one line
     junk = tmp_path_factory.mktemp("junk") / "junk.nc"  # outside tmp_path, which holds results files only
     junk.write_text("not netCDF")
