@@ -144,11 +144,36 @@ def _rule_assignments(items) -> dict[str, dict[str, str]]:
     return out
 
 
-def _run_and_write(spec, config, path, environ=None, cwd=None):
+def pair_threads(pair_workers: int) -> int | None:
+    """Threads each of ``pair_workers`` runs at once may use (PyTorch, BLAS, the compiler): the usable
+    cores shared out, at least one; ``None`` (the libraries' own choice) for one run at a time. Two
+    runs each taking every core slow each other down: two BPTT runs with PyTorch's default threads on
+    2 cores trained at 15 samples/s, against about 280 for one run alone."""
+    if pair_workers <= 1:
+        return None
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cores // pair_workers)
+
+
+def limit_threads(threads: int) -> None:
+    """Hold this process to ``threads`` threads: PyTorch, BLAS and OpenMP, and ``make`` of a Brian2 build."""
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    import torch
+    from brian2 import prefs
+    from threadpoolctl import threadpool_limits
+
+    torch.set_num_threads(threads)
+    prefs.devices.cpp_standalone.extra_make_args_unix = [f"-j{threads}"]
+    threadpool_limits(limits=threads)
+
+
+def _run_and_write(spec, config, path, environ=None, cwd=None, threads=None):
     if environ is not None:  # a forked pair sees the comparison's environment and folder as they are now
         os.environ.clear()
         os.environ.update(environ)
         os.chdir(cwd)
+    if threads is not None:
+        limit_threads(threads)
 
     def body(_):
         ds = spec.run(config)
@@ -156,6 +181,11 @@ def _run_and_write(spec, config, path, environ=None, cwd=None):
         discard_checkpoints(ds, config.run.out)
 
     run_main(body)  # an expected failure: one line and its exit status, which run_pair passes on
+
+
+def _label(path: Path) -> str:
+    """The rule's name in the results (``bptt_off`` for BPTT's learning-off control), from its file."""
+    return path.stem.rsplit("_seed", 1)[0]
 
 
 def stored_pair(spec, config, path: Path, resume: bool) -> xr.Dataset | None:
@@ -170,7 +200,7 @@ def stored_pair(spec, config, path: Path, resume: bool) -> xr.Dataset | None:
         dataset = ds.attrs.get("dataset", "")
         check_same_generator(ds.attrs.get("dataset_generator", ""), default_generator(dataset), str(path), dataset)
         ds.attrs.setdefault("dataset_generator", "")  # a recorded dataset's pair stored before it was recorded
-        print(f"{spec.name}, seed {config.run.seed}: done before ({path})", file=sys.stderr)
+        print(f"{_label(path)}, seed {config.run.seed}: done before ({path})", file=sys.stderr)
         return ds
     return None
 
@@ -187,23 +217,24 @@ def _pair_context():
     return context
 
 
-def run_pair(spec, config, path: Path, resume: bool) -> xr.Dataset:
+def run_pair(spec, config, path: Path, resume: bool, threads: int | None = None) -> xr.Dataset:
     """One rule and seed in its own process (see :func:`_pair_context`: no Brian2 state carries over;
     its peak memory is this pair's plus the libraries every pair's process starts with); a stored
     result of the same configuration is kept when resuming."""
     stored = stored_pair(spec, config, path, resume)
     if stored is not None:
         return stored
-    print(f"{spec.name}, seed {config.run.seed} ...", file=sys.stderr)
+    print(f"{_label(path)}, seed {config.run.seed} ...", file=sys.stderr)
     config = dataclasses.replace(config, run=dataclasses.replace(config.run, resume=resume))
-    proc = _pair_context().Process(target=_run_and_write, args=(spec, config, path, dict(os.environ), os.getcwd()))
+    proc = _pair_context().Process(target=_run_and_write,
+                                   args=(spec, config, path, dict(os.environ), os.getcwd(), threads))
     proc.start()
     proc.join()
     if proc.exitcode != 0:
-        message = f"{spec.name}, seed {config.run.seed} failed (exit status {proc.exitcode}); see the messages above"
+        message = f"{_label(path)}, seed {config.run.seed} failed (exit status {proc.exitcode}); see the messages above"
         raise {DATA_ERROR: DataError, USAGE_ERROR: ValueError}.get(proc.exitcode, RuntimeError)(message)
     ds = xr.load_dataset(path)
-    print(f"{spec.name}, seed {config.run.seed}: test accuracy {float(ds.test_accuracy):.3f}", file=sys.stderr)
+    print(f"{_label(path)}, seed {config.run.seed}: test accuracy {float(ds.test_accuracy):.3f}", file=sys.stderr)
     return ds
 
 
@@ -238,7 +269,7 @@ def run_pairs(jobs: dict, config: CompareConfig) -> dict:
             for key in todo:
                 spec, study, path = jobs[key]
                 study = dataclasses.replace(study, run=dataclasses.replace(study.run, resume=resume))
-                print(f"{spec.name}, seed {study.run.seed} ... (Dask)", file=sys.stderr)
+                print(f"{_label(path)}, seed {study.run.seed} ... (Dask)", file=sys.stderr)
                 futures[executor.submit(pair_on_worker, spec, study, path)] = key
             for future in executor.as_completed(list(futures)):
                 key = futures[future]
@@ -249,9 +280,10 @@ def run_pairs(jobs: dict, config: CompareConfig) -> dict:
     elif config.pair_workers > 1 and len(todo) > 1:
         from concurrent.futures import ThreadPoolExecutor
 
-        # threads only wait: each pair is its own spawned process
+        # threads only wait: each pair is its own process, given its share of the cores
+        threads = pair_threads(config.pair_workers)
         with ThreadPoolExecutor(config.pair_workers) as pool:
-            done = pool.map(lambda key: run_pair(*jobs[key], resume), todo)
+            done = pool.map(lambda key: run_pair(*jobs[key], resume, threads), todo)
             runs.update(zip(todo, done))
     else:
         for key in todo:

@@ -86,7 +86,10 @@ def hardware() -> str:
 
         memory = round(psutil.virtual_memory().total / 2 ** 30, 1)
     load = [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
-    return json.dumps({"processor": model, "usable_cores": cores, "memory_gib": memory, "load_average_1_5_15_min": load})
+    torch = sys.modules.get("torch")  # threads PyTorch used, where the run used it (not imported here for it)
+    threads = {"torch_threads": torch.get_num_threads()} if torch is not None else {}
+    return json.dumps({"processor": model, "usable_cores": cores, "memory_gib": memory, "load_average_1_5_15_min": load,
+                       **threads})
 
 
 def provenance(started: str) -> dict:
