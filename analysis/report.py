@@ -9,6 +9,7 @@ from the files given; nothing is written in advance.
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import numpy as np
@@ -145,16 +146,28 @@ def compare_section(ds: xr.Dataset, figures: list[Path], out: Path) -> list[str]
                  "samples for every rule and seed.")
     lines.append(f"- Seeds: {n_seeds} ({', '.join(str(s) for s in ds.seed.values)}); intervals are 95% Student-t "
                  "intervals of the mean over seeds.")
-    lines.append(f"- Shared neuron (LIF constants): `{ds.attrs.get('lif')}`; shared preprocessing: "
-                 f"`{ds.attrs.get('preprocessing')}`.")
+    if int(ds.attrs.get("preprocessing_per_rule", 0)):
+        lines.append(f"- Shared neuron (LIF constants, where a rule does not set its own): `{ds.attrs.get('lif')}`; "
+                     f"preprocessing differs between rules (fixed per rule with `--set`): `{ds.attrs.get('preprocessing')}`.")
+    else:
+        lines.append(f"- Shared neuron (LIF constants): `{ds.attrs.get('lif')}`; shared preprocessing: "
+                     f"`{ds.attrs.get('preprocessing')}`.")
     lines.append(f"- Brian2 device `{ds.attrs.get('device')}`; code `{ds.attrs.get('git_commit')}`.")
     lines.append(f"- Hardware: {hardware_line(ds)}")
     lines += tuning_lines(ds)
     lines.append(f"- Energy: {ds.attrs.get('energy_reference')}. A spiking inference costs one accumulate per "
                  "synaptic event; the same-size non-spiking network evaluates every connection at every step.")
     lines += ["", "## Methods", ""]
+    ablations = json.loads(ds.attrs.get("ablations", "{}"))
+    suffix = ds.attrs.get("ablation_suffix", "_off")
     for rule in rules:
         title, update, departures = METHODS.get(rule, (rule, "", ""))
+        base = rule[: -len(suffix)] if rule.endswith(suffix) else None
+        if base is not None and rule not in METHODS:  # a learning-off control: the rule's network, frozen
+            switched = ", ".join(f"{k}={json.dumps(v)}" for k, v in ablations.get(base, {}).items())
+            title = f"{base} with learning switched off (`{switched}`): the same network, initial weights and readout"
+            update = (f"none in the network; the readout is trained as in {base}, with the same budget, so the "
+                      f"difference from {base} is what {base}'s learning added.")
         line = f"- **{rule}** ({ds.locality.sel(rule=rule).item()}): {title}. Update: {update}"
         lines.append(line + (f" Departures from the paper: {departures}" if departures else ""))
     lines += ["", "## Results", "",

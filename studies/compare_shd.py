@@ -438,11 +438,16 @@ def compare(config: CompareConfig) -> xr.Dataset:
     n_steps = int(round(float(config.duration / config.dt)))
     combined = combine(runs, labels, seeds, n_steps, localities)
     first = next(iter(runs.values()))
+    # each rule's time step and pooling: the shared ones unless a rule's own were fixed with --set
+    preprocessing = {label: runs[(label, seeds[0])].attrs["preprocessing"] for label in labels if (label, seeds[0]) in runs}
+    per_rule = len(set(preprocessing.values())) > 1
     combined.attrs.update({k: first.attrs[k] for k in ("dataset", "dataset_requested", "n_train", "n_val", "n_test",
                                                        "n_channels", "n_classes", "class_names", "split",
                                                        "test_speakers", "dataset_generator")})
     combined.attrs.update(
-        study="compare", device=config.device, lif=config_json(config.lif), preprocessing=first.attrs["preprocessing"],
+        study="compare", device=config.device, lif=config_json(config.lif), preprocessing_per_rule=int(per_rule),
+        preprocessing=json.dumps({k: json.loads(v) for k, v in preprocessing.items()}) if per_rule
+        else first.attrs["preprocessing"],
         config=config_json(config), tuned=int(config.trials > 0),
         runs_at_once="dask" if (config.scheduler or config.local_cluster) else int(config.pair_workers),
         tuning_trials=int(config.trials), ablation_suffix=OFF,

@@ -1,5 +1,7 @@
 """Analysis: plots from small results files, intervals, synaptic-operation counts, the report end to end."""
 
+import json
+
 import numpy as np
 import pytest
 import xarray as xr
@@ -146,7 +148,7 @@ def test_report_builds_end_to_end_from_a_tiny_comparison(tmp_path, tmp_path_fact
 
     path = compare_shd.main(["--dataset", "synthetic", "--n-train", "60", "--n-test", "30", "--duration", "300ms", "--seeds", "2", "--trials", "0",
                              "--rules", "stdp", "bptt", "counts", "--set", "bptt.epochs=2", "bptt.n_hidden=16",
-                             "stdp.n_neurons=20", "stdp.epochs=1", "--out", str(tmp_path / "cmp")])
+                             "stdp.n_neurons=20", "stdp.epochs=1", "counts.dt=10ms", "--out", str(tmp_path / "cmp")])
     ds = xr.load_dataset(path)
     # the learning-off controls of STDP and BPTT run beside them; every run is scored on the same test samples
     assert list(ds.rule.values) == ["stdp", "stdp_off", "bptt", "bptt_off", "counts"]
@@ -154,6 +156,12 @@ def test_report_builds_end_to_end_from_a_tiny_comparison(tmp_path, tmp_path_fact
     assert ds.test_correct.shape == (5, 2, 30) and set(np.unique(ds.test_correct.values)) <= {0, 1}
     np.testing.assert_allclose(ds.test_correct.mean("test_sample").sel(rule=["bptt", "counts"]),
                                ds.test_accuracy.sel(rule=["bptt", "counts"]))
+    # a rule's own time step (counts.dt) is recorded per rule, not hidden behind the first rule's
+    assert ds.attrs["preprocessing_per_rule"] == 1
+    steps = {rule: prep["dt"] for rule, prep in json.loads(ds.attrs["preprocessing"]).items()}
+    assert steps["counts"] != steps["bptt"] == steps["stdp"], steps
+    # the frozen STDP network's training cost: presenting the training and validation samples, fitting its readout
+    assert (ds.train_seconds.sel(rule="stdp_off") > 0).all()
     off = xr.load_dataset(tmp_path / "cmp" / "runs" / "bptt_off_seed0.nc")
     assert '"train_hidden": false' in off.attrs["config"]
     md = report.main([str(path), "--out", str(tmp_path / "report")]).read_text()
@@ -163,6 +171,8 @@ def test_report_builds_end_to_end_from_a_tiny_comparison(tmp_path, tmp_path_fact
     # an untuned comparison names the options fixed by hand, rule by rule, rather than calling them defaults
     assert "  - bptt: `epochs=2, n_hidden=16`" in md and "  - stdp: `n_neurons=20, epochs=1`" in md
     assert "ran its default configuration" not in md
+    # a learning-off control is described as its rule with the options that switch learning off
+    assert "- **bptt_off** (local (readout only)): bptt with learning switched off (`train_hidden=false`)" in md
     # a file that is not a results file is refused with one line
     junk = tmp_path_factory.mktemp("junk") / "junk.nc"  # outside tmp_path, which holds results files only
     junk.write_text("not netCDF")
@@ -174,5 +184,5 @@ def test_report_builds_end_to_end_from_a_tiny_comparison(tmp_path, tmp_path_fact
     # resume: nothing is rerun, the same combined numbers come back
     again = xr.load_dataset(compare_shd.main(["--dataset", "synthetic", "--n-train", "60", "--n-test", "30", "--duration", "300ms", "--seeds", "2", "--trials", "0",
                                               "--rules", "stdp", "bptt", "counts", "--set", "bptt.epochs=2",
-                                              "bptt.n_hidden=16", "stdp.n_neurons=20", "stdp.epochs=1", "--out", str(tmp_path / "cmp"), "--resume"]))
+                                              "bptt.n_hidden=16", "stdp.n_neurons=20", "stdp.epochs=1", "counts.dt=10ms", "--out", str(tmp_path / "cmp"), "--resume"]))
     np.testing.assert_array_equal(again.test_accuracy.values, ds.test_accuracy.values)
