@@ -462,13 +462,18 @@ def recommendations(ds: xr.Dataset) -> list[str]:
     if local:
         gains = {row["a"]: row for row in pair_statistics(ds, [(r, r + suffix) for r in local if r + suffix in ds.rule.values])}
         shown = [r for r, row in gains.items() if row["distinguishable"] and row["seeds"].estimate > 0]
-        unshown = [r for r in local if r not in shown]
+        hurt = [r for r, row in gains.items() if row["distinguishable"] and row["seeds"].estimate < 0]
+        unshown = [r for r in local if r not in shown and r not in hurt]
         text = (f"- **Locality** (on-chip learning): {', '.join(local)}: each synapse learns from information local "
                 "to it (a three-factor rule adds one broadcast signal per neuron). ")
         text += (f"Learning measurably improved {', '.join(shown)} over the same network with learning switched off"
                  if shown else "For none of them did learning measurably beat the same network with learning off")
-        text += (f"; for {', '.join(unshown)} no gain was shown (table *Learning gain*), so its accuracy here comes from "
-                 "its architecture and readout, not its rule." if unshown else " (table *Learning gain*).")
+        if hurt:
+            text += (f"; for {', '.join(hurt)} the network with learning switched off did measurably better, so "
+                     "here the rule harmed what its readout gets")
+        text += (f"; for {', '.join(unshown)} no gain was shown, so its accuracy here comes from its architecture and "
+                 "readout, not its rule" if unshown else "")
+        text += " (table *Learning gain*)."
         out.append(text)
     return out
 

@@ -186,3 +186,26 @@ def test_report_builds_end_to_end_from_a_tiny_comparison(tmp_path, tmp_path_fact
                                               "--rules", "stdp", "bptt", "counts", "--set", "bptt.epochs=2",
                                               "bptt.n_hidden=16", "stdp.n_neurons=20", "stdp.epochs=1", "counts.dt=10ms", "--out", str(tmp_path / "cmp"), "--resume"]))
     np.testing.assert_array_equal(again.test_accuracy.values, ds.test_accuracy.values)
+
+
+def _gain_ds():
+    """Three local rules over 5 seeds and 400 test samples: learning helps a, hurts b, leaves c alone."""
+    rng = np.random.default_rng(0)
+    rules = ["a", "a_off", "b", "b_off", "c", "c_off"]
+    rate = {"a": 0.9, "a_off": 0.5, "b": 0.3, "b_off": 0.7, "c": 0.6, "c_off": 0.6}
+    correct = np.stack([(rng.random((5, 400)) < rate[r]).astype(np.int8) for r in rules])
+    return xr.Dataset(
+        {"test_accuracy": (("rule", "seed"), correct.mean(axis=2)),
+         "test_correct": (("rule", "seed", "test_sample"), correct),
+         "locality": ("rule", ["local", "local (readout only)", "three-factor", "local (readout only)", "local",
+                               "local (readout only)"])},
+        coords={"rule": rules, "seed": np.arange(5)}, attrs={"tuned": 1, "runs_at_once": "1"})
+
+
+def test_the_locality_advice_says_whether_learning_helped_hurt_or_showed_nothing():
+    from analysis.report import recommendations
+
+    (line,) = [r for r in recommendations(_gain_ds()) if r.startswith("- **Locality**")]
+    assert "measurably improved a over" in line
+    assert "for b the network with learning switched off did measurably better" in line
+    assert "for c no gain was shown" in line
