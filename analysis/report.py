@@ -302,6 +302,18 @@ def pair_statistics(ds: xr.Dataset, pairs: list[tuple[str, str]], alpha: float =
     return rows
 
 
+def learning_gains(ds: xr.Dataset) -> dict[str, dict]:
+    """Each rule against its learning-off control, Holm-corrected across all such pairs, with its verdict:
+    'learning helps', 'learning hurts' or 'no gain shown'. One family, so the table and the advice agree."""
+    suffix = ds.attrs.get("ablation_suffix", "_off")
+    rules = [str(r) for r in ds.rule.values]
+    rows = pair_statistics(ds, [(r, r + suffix) for r in rules if not r.endswith(suffix) and r + suffix in rules])
+    for row in rows:
+        row["verdict"] = ("no gain shown" if not row["distinguishable"] else
+                          "learning helps" if row["seeds"].estimate > 0 else "learning hurts")
+    return {row["a"]: row for row in rows}
+
+
 def _interval(i) -> str:
     if i is None or np.isnan(i.estimate):
         return "n/a"
@@ -347,16 +359,14 @@ def significance_lines(ds: xr.Dataset) -> list[str]:
     for row in pair_statistics(ds, pairs):
         lines.append(f"| {row['a']} | {row['b']} | {_interval(row['seeds'])} | {_interval(row['samples'])} | "
                      f"{row['holm']:.3g} | {_verdict(row)} |")
-    gains = [(r, r + suffix) for r in main if r + suffix in rules]
+    gains = learning_gains(ds)
     if gains:
         lines += ["", "### Learning gain (rule minus the same network with learning switched off)", "",
                   "| rule | control | gain over seeds | gain over test samples | Holm p | verdict |",
                   "|---|---|---|---|---|---|"]
-        for row in pair_statistics(ds, gains):
-            verdict = ("learning helps" if row["distinguishable"] and row["seeds"].estimate > 0 else
-                       "learning hurts" if row["distinguishable"] else "no gain shown")
+        for row in gains.values():
             lines.append(f"| {row['a']} | {row['b']} | {_interval(row['seeds'])} | {_interval(row['samples'])} | "
-                         f"{row['holm']:.3g} | {verdict} |")
+                         f"{row['holm']:.3g} | {row['verdict']} |")
     lines.append("")
     return lines
 
@@ -460,9 +470,9 @@ def recommendations(ds: xr.Dataset) -> list[str]:
     cheapest("learning_state", "Memory to learn", None, "MiB")
     local = [r for r in main if ds.locality.sel(rule=r).item() in ("local", "three-factor")]
     if local:
-        gains = {row["a"]: row for row in pair_statistics(ds, [(r, r + suffix) for r in local if r + suffix in ds.rule.values])}
-        shown = [r for r, row in gains.items() if row["distinguishable"] and row["seeds"].estimate > 0]
-        hurt = [r for r, row in gains.items() if row["distinguishable"] and row["seeds"].estimate < 0]
+        verdict = {r: row["verdict"] for r, row in learning_gains(ds).items()}
+        shown = [r for r in local if verdict.get(r) == "learning helps"]
+        hurt = [r for r in local if verdict.get(r) == "learning hurts"]
         unshown = [r for r in local if r not in shown and r not in hurt]
         text = (f"- **Locality** (on-chip learning): {', '.join(local)}: each synapse learns from information local "
                 "to it (a three-factor rule adds one broadcast signal per neuron). ")
