@@ -224,17 +224,27 @@ def cost_lines(ds: xr.Dataset) -> list[str]:
              "moments, alike in every gradient rule, not counted); for BPTT it is checked against the tensors autograd "
              "saves, for e-prop and STDP against the trace variables of the built network (tests/test_learning_state.py).",
              "",
-             "| rule | training sample-epochs | training time (s) | peak memory (MiB) | state kept to learn (MiB) | of which |",
-             "|---|---|---|---|---|---|"]
+             "| rule | training sample-epochs | training time (s) | run wall time, all seeds (min) | peak memory (MiB) | "
+             "state kept to learn (MiB) | of which |",
+             "|---|---|---|---|---|---|---|"]
     for rule in [str(r) for r in ds.rule.values]:
         epochs = ds.train_sample_epochs.sel(rule=rule).values if "train_sample_epochs" in ds else np.array([np.nan])
         epochs = epochs[epochs >= 0] if np.issubdtype(epochs.dtype, np.integer) else epochs
         memory = np.nanmax([ds.peak_memory.sel(rule=rule).values, ds.peak_memory_children.sel(rule=rule).values])
         detail = "; ".join(f"{k}: {v / 2 ** 20:.3g}" for k, v in parts.get(rule, {}).items())
         lines.append(f"| {rule} | {np.mean(epochs) if len(epochs) else float('nan'):.0f} | "
-                     f"{_fmt(*_summary(ds, 'train_seconds', rule))} | {memory:.0f} | "
+                     f"{_fmt(*_summary(ds, 'train_seconds', rule))} | {_total_minutes(ds, rule)} | {memory:.0f} | "
                      f"{_fmt(*_summary(ds, 'learning_state', rule))} | {detail} |")
     return lines + [""]
+
+
+def _total_minutes(ds: xr.Dataset, rule: str) -> str:
+    """The wall time of a rule's runs over all its seeds (data, building, training, testing), or '-'
+    where a file from before it was recorded lacks it."""
+    if "wall_seconds" not in ds:
+        return "-"
+    seconds = ds.wall_seconds.sel(rule=rule).values
+    return "-" if np.isnan(seconds).all() else f"{np.nansum(seconds) / 60:.1f}"
 
 
 def tuning_lines(ds: xr.Dataset) -> list[str]:

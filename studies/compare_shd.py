@@ -69,6 +69,7 @@ ENERGY_AC_PJ, ENERGY_MAC_PJ = 0.9, 4.6
 SCALARS = {
     "test_accuracy": ("1", "test accuracy at the epoch chosen on validation"),
     "train_seconds": ("s", "training wall time"),
+    "wall_seconds": ("s", "wall time of the whole run: data, building, training, validation, test"),
     "peak_memory": ("MiB", "peak memory of the Python process"),
     "peak_memory_children": ("MiB", "peak memory of the simulator binary"),
     "trainable_parameters": ("1", "trainable parameters"),

@@ -66,6 +66,7 @@ def run(config: CountsStudyConfig, cache=None) -> xr.Dataset:
         "spikes_per_sample": results.scalar(0.0, "1", "no network: no spikes of its own"),
         "synaptic_operations_per_sample": results.scalar(input_spikes, "1", "one count increment per input spike"),
         **results.memory_vars(),
+        "wall_seconds": results.scalar(job.elapsed, "s", "wall time of this invocation"),
     }, coords={"epoch": [1]})
     return job.finish(ds, device="none")
 

@@ -162,10 +162,15 @@ def test_report_builds_end_to_end_from_a_tiny_comparison(tmp_path, tmp_path_fact
     assert steps["counts"] != steps["bptt"] == steps["stdp"], steps
     # the frozen STDP network's training cost: presenting the training and validation samples, fitting its readout
     assert (ds.train_seconds.sel(rule="stdp_off") > 0).all()
+    # every run's whole wall time is kept, the count control's too, at least its training time
+    assert (ds.wall_seconds >= ds.train_seconds).all()
     off = xr.load_dataset(tmp_path / "cmp" / "runs" / "bptt_off_seed0.nc")
     assert '"train_hidden": false' in off.attrs["config"]
     md = report.main([str(path), "--out", str(tmp_path / "report")]).read_text()
     assert "| stdp |" in md and "## Conclusions" in md and "figures/" in md
+    cost = md.split("### Cost of learning")[1]
+    row = next(line for line in cost.splitlines() if line.startswith("| counts |")).split(" | ")
+    assert row[3] == f"{float(ds.wall_seconds.sel(rule='counts').sum()) / 60:.1f}", row
     assert "its generator's constants: `{" in md, "the report names the version of a generated set"
     assert "### Which rules can be told apart" in md and "| bptt | bptt_off |" in md and "Not tuned" in md
     # an untuned comparison names the options fixed by hand, rule by rule, rather than calling them defaults
