@@ -261,10 +261,16 @@ def tuning_lines(ds: xr.Dataset) -> list[str]:
                  "budget and trials are not in this file; the comparison is as fair as those searches were."]
         return lines + [f"  - {rule}: `{', '.join(options)}`" for rule, options in fixed.items()]
     tuning = json.loads(ds.attrs.get("tuning", "{}"))
+    first = next(iter(tuning.values()), {})
+    seconds = first.get("max_trial_seconds", -1)
     lines = [f"- Tuning: {ds.attrs.get('tuning_trials')} trials per rule (Optuna, seeded TPE, median pruner), on "
              "the first seed's validation split only; per trial at most "
-             f"{next(iter(tuning.values()), {}).get('max_sample_epochs', -1)} training sample-epochs (-1: the rule's "
-             "epochs). Best validation accuracy and options per rule:"]
+             f"{first.get('max_sample_epochs', -1)} training sample-epochs (-1: the rule's epochs)"
+             + (f" and {seconds:g} s of training wall time, checked after each epoch (e-prop: after each chunk). The "
+                "seeds' runs and their learning-off controls learn from as many training samples as the best trial "
+                "did within that time (column *training sample-epochs* of *Cost of learning*), not from a clock, so "
+                "load does not change what they learn from" if seconds is not None and seconds > 0 else "")
+             + ". Best validation accuracy and options per rule:"]
     for rule, t in tuning.items():
         lines.append(f"  - {rule}: {t['best_val_accuracy']:.3f} after {t['n_trials']} trials ({t['n_pruned']} pruned, "
                      f"{t['n_failed']} failed, {t['wall_seconds']:.0f} s); `{t['best_params']}`; space `{t['search_space']}`")

@@ -246,12 +246,14 @@ def _same_quantity(a, b) -> bool:
 def config_diff(stored: str, current: str, grown_ok: tuple[str, ...] = ()) -> list[str]:
     """The dotted names of the fields in which two config JSON texts differ, each as
     ``name: stored -> current``; fields named (last part) in ``grown_ok`` whose number grew are
-    left out (a run may go on to more epochs, not back to fewer)."""
+    left out (a run may go on to more epochs, not back to fewer). A field absent on one side and
+    ``None`` on the other is the same: an option added since, switched off, is what a run made before
+    it existed did (every optional field of a configuration is off at ``None``)."""
     old, new = flatten_json(json.loads(stored)), flatten_json(json.loads(current))
     out = []
     for name in sorted(set(old) | set(new)):
         a, b = old.get(name, "(absent)"), new.get(name, "(absent)")
-        if a == b or _same_quantity(a, b):
+        if a == b or _same_quantity(a, b) or (a, b) in (("(absent)", None), (None, "(absent)")):
             continue
         numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (a, b))
         if name.split(".")[-1] in grown_ok and numbers and b > a:

@@ -377,6 +377,30 @@ def combine(runs: dict[tuple[str, int], xr.Dataset], rules: list[str], seeds: li
     return ds
 
 
+def check_stored_comparison(config: CompareConfig) -> None:
+    """Refuse to go on where ``OUT`` holds the combined file of another comparison, which this one
+    would overwrite: without ``--resume``, any; with it, one whose configuration differs in more than
+    a grown ``--seeds`` (more seeds extend a comparison; fewer, other rules or other options would
+    replace its file with another's). The error names the differing fields."""
+    def without_resume(text: str) -> str:
+        data = json.loads(text)
+        data.get("run", {}).pop("resume", None)
+        return json.dumps(data)
+
+    current = without_resume(config_json(config))
+    for path in sorted(Path(config.run.out).glob("compare_*.nc")):
+        if not config.run.resume:
+            raise ValueError(f"{path} holds the results of an earlier comparison; add --resume to continue it "
+                             "(its configuration is checked), or choose another --out")
+        try:
+            with xr.open_dataset(path) as stored:
+                text = stored.attrs.get("config", "{}")
+        except (OSError, ValueError) as error:
+            raise DataError(f"{path} is not a readable comparison file ({error}); move it away or choose "
+                            "another --out") from None
+        check_same_config(without_resume(text), current, str(path), extendable=("seeds",))
+
+
 #: Suffix of a learning-off control's name in the results (``bptt_off``).
 OFF = "_off"
 
@@ -418,6 +442,7 @@ def compare(config: CompareConfig) -> xr.Dataset:
         registry.get(rule)  # unknown rules fail before anything runs
     seeds = [config.run.seed + k for k in range(config.seeds)]
     per_seed = {seed: rule_configs(config, seed) for seed in seeds}  # every option checked up front
+    check_stored_comparison(config)
     tuned = tune_rules(config, per_seed, seeds) if config.trials > 0 else {}
     jobs = {}  # (label, seed) -> (spec, config, path)
     localities = {}

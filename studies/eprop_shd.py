@@ -57,6 +57,7 @@ class EPropStudyConfig:
     device: str = dataclasses.field(default="cpp_standalone", metadata={"choices": DEVICES})  # Brian2 device
     epochs: int = 5  # passes over the training set
     max_train_seconds: float | None = None  # stop training at the first checkpoint (chunk or mini-batch) past this wall time, then score; none: no cap
+    max_train_samples: int | None = None  # stop training once it learned from this many samples (over all epochs), then score; none: no cap
     chunk_size: int = 100  # most samples per run of the binary (balanced to the set sizes)
     workers: int = 2  # processes for evaluation chunks, and the chunks a mini-batch (params.batch_size > 1) is split into (on a Dask cluster: its workers)
     scheduler: str | None = dataclasses.field(default=None, metadata={"identity": False})  # run a mini-batch's chunks, and evaluation's, on the Dask scheduler at this address
@@ -87,6 +88,8 @@ def run(config: EPropStudyConfig, cache: BuildCache | None = None) -> xr.Dataset
     capacity = chunk_capacity([splits.train.samples, splits.val.samples, splits.test.samples], chunk_size,
                               splits.n_channels)
     keys = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "epoch_seconds", "train_samples")
+    if config.max_train_samples is not None and config.max_train_samples < 1:
+        raise ValueError(f"max_train_samples must be at least 1 (or none), got {config.max_train_samples}")
     with job.build_folder() as build_dir, contextlib.ExitStack() as stack:
         net = EPropNetwork(p, splits.n_channels, splits.n_classes, dt=config.input.dt,
                            sample_duration=config.input.duration, chunk_size=chunk_size, capacity=capacity,
@@ -119,7 +122,13 @@ def run(config: EPropStudyConfig, cache: BuildCache | None = None) -> xr.Dataset
                 arrays.update({f"best_{k}": v for k, v in best.items()})
             job.save_checkpoint(**arrays)
 
-        while epoch < config.epochs and not job.over_time_budget(history["epoch_seconds"]):
+        def samples_left():  # of the sample budget (None: no budget)
+            if config.max_train_samples is None:
+                return None
+            return config.max_train_samples - int(np.sum(history["train_samples"])) - len(partial["loss"])
+
+        while (epoch < config.epochs and not job.over_time_budget(history["epoch_seconds"])
+               and samples_left() != 0):
             # the budget is checked on the seconds each checkpoint saved, so that a resumed run stops
             # where the killed one did
             saved_seconds = spent
@@ -142,12 +151,17 @@ def run(config: EPropStudyConfig, cache: BuildCache | None = None) -> xr.Dataset
                         print(f"the wall-time budget ended epoch {epoch + 1} after {len(partial['loss'])} of "
                               f"{len(samples)} samples", file=sys.stderr)
                         break
+                    part, left = chunks[index], samples_left()
+                    if left is not None:  # the sample budget ends the epoch inside this chunk, or before it
+                        if left <= 0:
+                            break
+                        part = slice(part.start, min(part.stop, part.start + left))
                     if p.batch_size > 1:
-                        result = net.learn_batch(samples[chunks[index]], workers=config.workers, pool=pool)
+                        result = net.learn_batch(samples[part], workers=config.workers, pool=pool)
                     else:
-                        result = net.run_chunk(samples[chunks[index]], learn=True)
+                        result = net.run_chunk(samples[part], learn=True)
                     partial["loss"] += list(result["loss"])
-                    partial["correct"] += list((result["logits"].argmax(axis=1) == labels[chunks[index]]).astype(float))
+                    partial["correct"] += list((result["logits"].argmax(axis=1) == labels[part]).astype(float))
                     saved_seconds = _clock() - t_epoch
                     save(epoch, index + 1, saved_seconds)
                     bar.update(len(result["loss"]))

@@ -411,11 +411,36 @@ def search(config: TuneConfig, base=None) -> tuple[xr.Dataset, object]:
 
 
 def best_config(study, p: Plan):
-    """The study config of the best trial (the search's fixed options, the caps and its drawn options)."""
+    """The study config of the best trial (the search's fixed options, the caps and its drawn options),
+    with its wall-time cap turned into the training samples the trial learned from within it (see
+    :func:`sample_budget`)."""
     best = max((t for t in _counted(study) if t.value is not None and t.state.name == "COMPLETE"),
                key=lambda t: (t.value, -t.number))
     options = {name: _option_text(p.space, name, value) for name, value in best.params.items()}
-    return best, apply(p.base, options)
+    return best, sample_budget(apply(p.base, options), best.user_attrs.get("sample_epochs"), p.n_fit)
+
+
+def sample_budget(config, sample_epochs: int | None, n_fit: int):
+    """``config`` with its wall-time cap (``max_train_seconds``) replaced by the ``sample_epochs``
+    training samples a trial learned from within it: as many whole epochs, and for an online rule
+    stopped inside an epoch, ``max_train_samples``. A configuration rerun from a search (a comparison's
+    seeds and their learning-off controls, a user's run from ``best.json``) then learns from the same
+    samples as the trial did, however loaded the machine, and a rule and its control from the same
+    number. Unchanged without a wall-time cap, when the trial's samples were not recorded, or when
+    the trial stopped inside an epoch and the rule cannot (no ``max_train_samples``): its reruns then
+    stop on the clock, as the trial did, and a note says so."""
+    if getattr(config, "max_train_seconds", None) is None or not sample_epochs or n_fit < 1:
+        return config
+    sample_epochs = int(sample_epochs)
+    changes = {"max_train_seconds": None, "epochs": -(-sample_epochs // n_fit)}
+    if sample_epochs % n_fit:
+        if "max_train_samples" not in leaves(type(config)):
+            print(f"note: the best trial learned from {sample_epochs} samples, not whole epochs of {n_fit}, and "
+                  f"{type(config).__name__} cannot stop inside an epoch: its reruns keep the wall-time cap",
+                  file=sys.stderr)
+            return config
+        changes["max_train_samples"] = sample_epochs
+    return apply(config, changes)
 
 
 def _option_text(space: dict, name: str, value) -> str:

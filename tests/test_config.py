@@ -11,7 +11,7 @@ from brian2 import Hz, metre, mV, ms, second, siemens, usecond, volt
 from datasets import TimingConfig
 from models.units import config_diff, config_json, quantity_text, to_quantity
 from studies import registry
-from studies.config import build_parser, config_from_args, config_from_json, leaves
+from studies.config import RunConfig, build_parser, config_from_args, config_from_json, leaves
 from studies.run import ConfigMismatchError, Run
 
 
@@ -50,6 +50,9 @@ def test_one_quantity_written_two_ways_is_no_difference_between_configs():
         "device: cpp_standalone -> cuda_standalone", "tau: 0.1663128889534534 * second ** 1 -> 166.3128889534534 ms"]
     assert config_diff(json.dumps({"x": "1 ms"}), json.dumps({"x": "1 mV"})) == ["x: 1 ms -> 1 mV"]
     assert config_diff(json.dumps({"x": "5"}), json.dumps({"x": "5.0"})) == ["x: 5 -> 5.0"], "text, not a quantity"
+    # an option added since, off (None), matches a stored run made before it existed; set, it does not
+    assert config_diff(json.dumps({"a": {"x": 1}}), json.dumps({"a": {"x": 1, "cap": None}})) == []
+    assert config_diff(json.dumps({"a": {"x": 1}}), json.dumps({"a": {"x": 1, "cap": 280}})) == ["a.cap: (absent) -> 280"]
 
 
 @pytest.mark.parametrize("rule", ["stdp", "lsm", "eprop", "bptt", "counts"])
@@ -218,3 +221,28 @@ def test_a_stored_pair_of_recorded_data_from_before_the_generator_was_recorded_r
 
     spec, config, path = _stored_pair(tmp_path, "fsdd")
     assert compare_shd.stored_pair(spec, config, path, resume=True).attrs["dataset_generator"] == ""
+
+
+@pytest.mark.not_results("a stand-in for a stored combined comparison, with only its configuration")
+def test_a_comparison_never_overwrites_the_combined_file_of_another(tmp_path):
+    """A resume may add seeds to a comparison; fewer seeds, other rules or other options would replace
+    its combined file with another comparison's, and are refused before anything runs."""
+    import xarray as xr
+
+    from studies import compare_shd
+
+    config = compare_shd.CompareConfig(run=RunConfig(out=tmp_path, n_train=60), seeds=3)
+
+    def resumed(**changes):
+        return dataclasses.replace(config, run=dataclasses.replace(config.run, resume=True), **changes)
+
+    compare_shd.check_stored_comparison(config)  # nothing stored yet
+    xr.Dataset(attrs={"config": config_json(resumed())}).to_netcdf(tmp_path / "compare_synthetic.nc")
+    with pytest.raises(ValueError, match="add --resume"):
+        compare_shd.check_stored_comparison(config)
+    compare_shd.check_stored_comparison(resumed())
+    compare_shd.check_stored_comparison(resumed(seeds=5))
+    with pytest.raises(ConfigMismatchError, match="seeds: 3 -> 2"):
+        compare_shd.check_stored_comparison(resumed(seeds=2))
+    with pytest.raises(ConfigMismatchError, match="rules: "):
+        compare_shd.check_stored_comparison(resumed(rules=("counts",)))

@@ -300,6 +300,20 @@ def test_the_time_budget_ends_an_epoch_at_a_checkpoint_and_a_resumed_run_stops_t
         np.testing.assert_array_equal(whole[name].values, resumed[name].values, err_msg=name)
 
 
+def test_a_sample_budget_ends_training_inside_an_epoch(tmp_path):
+    """What a search's wall-time cap becomes in its best configuration: training stops after exactly
+    this many samples, inside an epoch (a chunk cut short), and the run is scored there."""
+    from studies import eprop_shd
+
+    argv = ["--dataset", "synthetic", "--n-train", "24", "--n-test", "10", "--duration", "50ms", "--n-hidden", "8",
+            "--chunk-size", "6", "--epochs", "3", "--workers", "1", "--device", "runtime", "--max-train-samples", "31"]
+    ds = xr.load_dataset(eprop_shd.main(argv + ["--out", str(tmp_path)]))
+    n_train = int(ds.n_train)
+    assert 31 - n_train < n_train and ds.train_samples.values.tolist() == [n_train, 31 - n_train], ds.train_samples.values
+    with pytest.raises(ValueError, match="max_train_samples must be at least 1"):
+        eprop_shd.main(argv[:-1] + ["0", "--out", str(tmp_path / "zero")])
+
+
 @pytest.mark.slow
 def test_the_learning_off_control_trains_only_the_readout(build_dir):
     """``train_hidden=False`` (the comparison's ablation): input and recurrent weights stay as drawn,

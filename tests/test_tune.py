@@ -24,7 +24,7 @@ from datasets import Preprocessing
 from models import files
 from models.units import const
 from studies import registry, tune
-from studies.config import RunConfig
+from studies.config import RunConfig, apply
 from studies.results import scalar
 from studies.run import Run, check_same_config
 from studies.space import Choice, Float, Int, check_space
@@ -130,6 +130,28 @@ def test_an_epoch_a_budget_stopped_counts_the_samples_it_learned_from(tmp_path):
     ds = xr.load_dataset(path)
     # 2 epochs of 36 training samples, the second stopped after 5
     assert list(ds.state.values) == ["complete"] * 2 and ds.sample_epochs.values.tolist() == [41, 41]
+
+
+def test_the_best_configuration_learns_from_the_samples_its_trial_did_not_from_a_clock(tmp_path):
+    """A trial's wall-time cap ends training where the machine's load puts it; the best configuration
+    (what a comparison's seeds and their learning-off controls run, what best.json holds) learns from
+    as many samples as the trial did: whole epochs, or for e-prop a sample cap inside an epoch."""
+    from studies.bptt_shd import BPTTStudyConfig
+    from studies.eprop_shd import EPropStudyConfig
+
+    bptt = apply(BPTTStudyConfig(), {"epochs": 20, "max_train_seconds": 90})
+    fixed = tune.sample_budget(bptt, 3 * 900, 900)
+    assert (fixed.max_train_seconds, fixed.epochs) == (None, 3)
+    eprop = apply(EPropStudyConfig(), {"epochs": 5, "max_train_seconds": 90})
+    fixed = tune.sample_budget(eprop, 280, 900)
+    assert (fixed.max_train_seconds, fixed.epochs, fixed.max_train_samples) == (None, 1, 280)
+    assert (tune.sample_budget(eprop, 1180, 900).epochs, tune.sample_budget(eprop, 1180, 900).max_train_samples) == (2, 1180)
+    assert tune.sample_budget(EPropStudyConfig(), 280, 900) == EPropStudyConfig(), "no cap: nothing to replace"
+    registry.register(CURVE)
+    path = tune.main(["--rule", "curve", "--trials", "2", "--startup-trials", "2", *DATA, "--max-sample-epochs", "100",
+                      "--max-trial-seconds", "1000", "--set", "fail=False", "--out", str(tmp_path)])
+    best = json.loads(Path(xr.load_dataset(path).attrs["best_config_file"]).read_text())
+    assert best["max_train_seconds"] is None and best["epochs"] == 2, best
 
 
 def test_one_pruner_stops_trials_below_the_median(tmp_path):
