@@ -138,7 +138,9 @@ def run(config: STDPStudyConfig, cache: BuildCache | None = None) -> xr.Dataset:
             job.save_checkpoint(**arrays)
 
         epochs = config.epochs if config.learn else 0
-        while epoch < epochs and not job.over_time_budget([elapsed]):
+        # the budget is checked as an epoch starts: an epoch a killed run began (chunk > 0) is finished,
+        # as the uninterrupted run finished it, although its saved seconds may pass the budget
+        while epoch < epochs and (chunk > 0 or not job.over_time_budget([elapsed])):
             t_epoch = time.perf_counter()
             order = np.random.default_rng([seed, epoch]).permutation(len(splits.train))
             samples = [splits.train.samples[i] for i in order]

@@ -290,3 +290,32 @@ def test_study_reports_both_networks_and_resumes_identically(tmp_path, monkeypat
     for name in ("val_accuracy", "test_accuracy", "test_accuracy_assignment", "test_accuracy_frozen", "weights",
                  "test_counts"):
         np.testing.assert_array_equal(whole[name].values, resumed[name].values)
+
+
+@pytest.mark.slow
+def test_an_epoch_a_killed_run_began_is_finished_on_resume_although_its_seconds_passed_the_budget(tmp_path, monkeypatch):
+    """The wall-time budget is checked as an epoch starts. A run killed inside an epoch that had used up
+    the budget on the way resumes and finishes that epoch, as the uninterrupted run did (it was not
+    scored as the frozen network, nor, in a tuning trial, did it fail for want of one)."""
+    from studies import stdp_shd
+
+    argv = ["--dataset", "synthetic_bursts", "--n-train", "100", "--n-test", "30", "--epochs", "2", "--n-neurons", "30",
+            "--chunk-size", "25", "--workers", "1", "--max-train-seconds", "1e-6"]
+    whole = xr.load_dataset(stdp_shd.main(argv + ["--out", str(tmp_path / "a")]))
+    assert whole.sizes["epoch"] == 1 and int(whole.best_epoch) == 1, "the budget passes within the first epoch"
+    calls = {"n": 0}
+    original = STDPNetwork.run_chunk
+
+    def dies_in_the_first_epoch(self, samples, **kwargs):
+        calls["n"] += bool(kwargs.get("learn"))
+        if calls["n"] == 3:  # two chunks learned and saved
+            raise KeyboardInterrupt
+        return original(self, samples, **kwargs)
+
+    monkeypatch.setattr(STDPNetwork, "run_chunk", dies_in_the_first_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        stdp_shd.main(argv + ["--out", str(tmp_path / "b")])
+    monkeypatch.setattr(STDPNetwork, "run_chunk", original)
+    resumed = xr.load_dataset(stdp_shd.main(argv + ["--out", str(tmp_path / "b"), "--resume"]))
+    for name in ("val_accuracy", "test_accuracy", "weights", "best_epoch"):
+        np.testing.assert_array_equal(whole[name].values, resumed[name].values, err_msg=name)
