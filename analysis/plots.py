@@ -152,6 +152,13 @@ def plot_accuracy_vs_cost(ds: xr.Dataset, ax=None, cost: str = "synaptic_operati
     return ax
 
 
+def plot_accuracy_vs_operations(ds: xr.Dataset, ax=None):
+    """Accuracy against every operation of one inference, readouts included (a file from before they
+    were gathered: the synaptic events alone)."""
+    cost = "operations_per_inference" if "operations_per_inference" in ds else "synaptic_operations_per_sample"
+    return plot_accuracy_vs_cost(ds, ax, cost)
+
+
 def _seed_mean(values: np.ndarray) -> np.ndarray:
     """Mean over seeds (axis 0) where any seed has a value, NaN elsewhere."""
     counted = np.sum(np.isfinite(values), axis=0)
@@ -373,7 +380,7 @@ PLOTS = (
     ("optimization_history", plot_optimization_history, ("trial", "val_accuracy", "state")),
     ("param_importances", plot_param_importances, ("importance", "parameter")),
     ("accuracy_by_rule", plot_accuracy_by_rule, ("rule", "seed", "test_accuracy")),
-    ("accuracy_vs_synops", plot_accuracy_vs_cost, ("rule", "synaptic_operations_per_sample")),
+    ("accuracy_vs_synops", plot_accuracy_vs_operations, ("rule", "synaptic_operations_per_sample")),
     ("accuracy_vs_energy", plot_accuracy_vs_energy, ("rule", "energy_per_inference")),
     ("accuracy_vs_training_time", plot_accuracy_vs_training_cost, ("rule", "train_seconds")),
     ("learning_curves", plot_learning_curves, ("rule", "val_accuracy")),

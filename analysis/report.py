@@ -77,7 +77,8 @@ METHODS = {
 CAPTIONS = {
     "accuracy_by_rule": "Test accuracy of each rule and of its learning-off control: mean over seeds with its 95% "
                         "Student-t interval; dotted line: chance.",
-    "accuracy_vs_synops": "Test accuracy against synaptic events per inference (log scale), every readout included; "
+    "accuracy_vs_synops": "Test accuracy against the operations of one inference (log scale): the network's synaptic "
+                          "events plus its readout's multiply-accumulates, for every rule and the count control; "
                           "means over seeds with 95% intervals.",
     "accuracy_vs_energy": "Test accuracy against the estimated energy of one inference (log scale; synaptic events "
                           "and readout multiply-accumulates priced as in Set-up); means over seeds with 95% intervals.",
@@ -171,13 +172,13 @@ def compare_section(ds: xr.Dataset, figures: list[Path], out: Path) -> list[str]
         line = f"- **{rule}** ({ds.locality.sel(rule=rule).item()}): {title}. Update: {update}"
         lines.append(line + (f" Departures from the paper: {departures}" if departures else ""))
     lines += ["", "## Results", "",
-              "| rule | test accuracy | synaptic events / inference | energy / inference (uJ) | same-size dense (uJ) "
-              "| training time (s) | peak memory (MiB) | parameters | locality |",
-              "|---|---|---|---|---|---|---|---|---|"]
+              "| rule | test accuracy | synaptic events / inference | readout MACs / inference | energy / inference (uJ) "
+              "| same-size dense (uJ) | training time (s) | peak memory (MiB) | parameters | locality |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
     for rule in rules:
-        cells = [_fmt(*_summary(ds, n, rule)) for n in ("test_accuracy", "synaptic_operations_per_sample",
-                                                        "energy_per_inference", "dense_energy_per_inference",
-                                                        "train_seconds")]
+        cells = [_fmt(*_summary(ds, n, rule)) if n in ds else "-"  # '-': a file from before it was gathered
+                 for n in ("test_accuracy", "synaptic_operations_per_sample", "readout_macs_per_sample",
+                           "energy_per_inference", "dense_energy_per_inference", "train_seconds")]
         memory = np.nanmax([ds.peak_memory.sel(rule=rule).values, ds.peak_memory_children.sel(rule=rule).values])
         params = np.nanmean(ds.trainable_parameters.sel(rule=rule).values)
         lines.append(f"| {rule} | " + " | ".join(cells) + f" | {memory:.0f} | {params:.0f} | "
@@ -224,15 +225,21 @@ def cost_lines(ds: xr.Dataset) -> list[str]:
              "moments, alike in every gradient rule, not counted); for BPTT it is checked against the tensors autograd "
              "saves, for e-prop and STDP against the trace variables of the built network (tests/test_learning_state.py).",
              "",
-             "| rule | training sample-epochs | training time (s) | run wall time, all seeds (min) | peak memory (MiB) | "
-             "state kept to learn (MiB) | of which |",
-             "|---|---|---|---|---|---|---|"]
+             "Training synaptic events are estimated as training sample-epochs times synaptic events per inference: "
+             "the forward presentations only (a backward pass, a weight update and a readout's fit are not counted).",
+             "",
+             "| rule | training sample-epochs | training synaptic events (est.) | training time (s) | "
+             "run wall time, all seeds (min) | peak memory (MiB) | state kept to learn (MiB) | of which |",
+             "|---|---|---|---|---|---|---|---|"]
     for rule in [str(r) for r in ds.rule.values]:
         epochs = ds.train_sample_epochs.sel(rule=rule).values if "train_sample_epochs" in ds else np.array([np.nan])
         epochs = epochs[epochs >= 0] if np.issubdtype(epochs.dtype, np.integer) else epochs
         memory = np.nanmax([ds.peak_memory.sel(rule=rule).values, ds.peak_memory_children.sel(rule=rule).values])
         detail = "; ".join(f"{k}: {v / 2 ** 20:.3g}" for k, v in parts.get(rule, {}).items())
-        lines.append(f"| {rule} | {np.mean(epochs) if len(epochs) else float('nan'):.0f} | "
+        events = (f"{np.nanmean(ds.train_synaptic_events.sel(rule=rule).values):.3g}"
+                  if "train_synaptic_events" in ds and np.isfinite(ds.train_synaptic_events.sel(rule=rule).values).any()
+                  else "-")
+        lines.append(f"| {rule} | {np.mean(epochs) if len(epochs) else float('nan'):.0f} | {events} | "
                      f"{_fmt(*_summary(ds, 'train_seconds', rule))} | {_total_minutes(ds, rule)} | {memory:.0f} | "
                      f"{_fmt(*_summary(ds, 'learning_state', rule))} | {detail} |")
     return lines + [""]

@@ -292,10 +292,20 @@ def run_pairs(jobs: dict, config: CompareConfig) -> dict:
     return runs
 
 
-def _dense_macs(ds: xr.Dataset, n_steps: int) -> float:
-    """MACs per inference of a non-spiking network of the same size: every trainable connection
-    evaluated at every time step."""
-    return float(ds.trainable_parameters) * n_steps
+def _dense_macs(ds: xr.Dataset) -> float:
+    """MACs per inference of a non-spiking network of the same size on the run's own time grid: every
+    weight of the network (a liquid's fixed reservoir too: ``network_weights`` where a run records
+    it, else its trainable parameters) evaluated at every time step."""
+    prep = json.loads(ds.attrs["preprocessing"])
+    n_steps = int(round(float(_quantity(prep["duration"]) / _quantity(prep["dt"]))))
+    weights = float(ds.network_weights) if "network_weights" in ds else float(ds.trainable_parameters)
+    return weights * n_steps
+
+
+def _quantity(text: str) -> Quantity:
+    from models.units import to_quantity
+
+    return to_quantity(text, 1 * second)
 
 
 def _scalar(ds: xr.Dataset, name: str) -> float:
@@ -304,7 +314,7 @@ def _scalar(ds: xr.Dataset, name: str) -> float:
     return 0.0 if name == "readout_macs_per_sample" else float("nan")
 
 
-def combine(runs: dict[tuple[str, int], xr.Dataset], rules: list[str], seeds: list[int], n_steps: int,
+def combine(runs: dict[tuple[str, int], xr.Dataset], rules: list[str], seeds: list[int],
             localities: dict[str, str]) -> xr.Dataset:
     n_epochs = max(int(ds.sizes.get("epoch", 1)) for ds in runs.values())
     labels = {int(ds.sizes.get("test_sample", 0)) for ds in runs.values() if "test_label" in ds}
@@ -356,13 +366,25 @@ def combine(runs: dict[tuple[str, int], xr.Dataset], rules: list[str], seeds: li
     macs = data["readout_macs_per_sample"][1]
     dense = np.full_like(synops, np.nan)
     for (rule, seed), ds in runs.items():
-        if localities[rule] != "no network":  # the control has no network to compare with
-            dense[rules.index(rule), seeds.index(seed)] = _dense_macs(ds, n_steps)
+        if localities[rule] == "no network":  # the count control has no network to compare with
+            continue
+        # a learning-off control is its rule's network with learning switched off: the same size
+        own = runs.get((rule[:-len(OFF)], seed), ds) if rule.endswith(OFF) else ds
+        dense[rules.index(rule), seeds.index(seed)] = _dense_macs(own)
+    sample_epochs_f = np.where(sample_epochs >= 0, sample_epochs, np.nan).astype(float)
+    data["train_synaptic_events"] = (("rule", "seed"), sample_epochs_f * synops,
+                                     {"units": "1", "long_name": "synaptic events of training, estimated: training "
+                                                                 "sample-epochs x synaptic events per inference (forward "
+                                                                 "presentations only; no backward pass or weight update)"})
+    data["operations_per_inference"] = (("rule", "seed"), synops + np.nan_to_num(macs),
+                                        {"units": "1", "long_name": "operations per inference: synaptic events and "
+                                                                    "readout multiply-accumulates"})
     data["energy_per_inference"] = (("rule", "seed"), (synops * ENERGY_AC_PJ + macs * ENERGY_MAC_PJ) * 1e-6,
                                     {"units": "uJ", "long_name": f"estimated energy per inference ({ENERGY_AC_PJ} pJ per "
                                                                  f"synaptic event, {ENERGY_MAC_PJ} pJ per readout MAC)"})
     data["dense_energy_per_inference"] = (("rule", "seed"), dense * ENERGY_MAC_PJ * 1e-6,
-                                          {"units": "uJ", "long_name": f"same-size non-spiking network ({ENERGY_MAC_PJ} pJ per MAC, every step)"})
+                                          {"units": "uJ", "long_name": f"same-size non-spiking network ({ENERGY_MAC_PJ} pJ per MAC: every weight of the "
+                                                                       "network, fixed ones too, at every step of the rule's time grid)"})
     data["locality"] = ("rule", [localities[r] for r in rules],
                         {"long_name": "where the learning rule's information comes from"})
     ds = xr.Dataset(data, coords={"rule": rules, "seed": seeds, "epoch": np.arange(1, n_epochs + 1),
@@ -461,8 +483,7 @@ def compare(config: CompareConfig) -> xr.Dataset:
                 localities[rule + OFF] = "local (readout only)"
     labels = list(dict.fromkeys(label for label, _ in jobs))
     runs = run_pairs(jobs, config)
-    n_steps = int(round(float(config.duration / config.dt)))
-    combined = combine(runs, labels, seeds, n_steps, localities)
+    combined = combine(runs, labels, seeds, localities)
     first = next(iter(runs.values()))
     # each rule's time step and pooling: the shared ones unless a rule's own were fixed with --set
     preprocessing = {label: runs[(label, seeds[0])].attrs["preprocessing"] for label in labels if (label, seeds[0]) in runs}

@@ -160,6 +160,8 @@ def run(config: LSMStudyConfig, cache: BuildCache | None = None) -> xr.Dataset:
         "reservoir_rate": ("neuron", rates, {"units": "Hz", "long_name": "firing rate of each reservoir neuron (test set)"}),
         "silent_fraction": results.scalar(float(np.mean(rates == 0)), "1", "fraction of reservoir neurons silent on the test set"),
         "trainable_parameters": results.scalar(n_res * config.n_bins * n_classes + n_classes, "1", "readout weights (the reservoir is fixed)"),
+        "network_weights": results.scalar(len(liquid.input_pre_) + len(liquid.pre_), "1",
+                                          "synaptic weights of the reservoir, input and recurrent (fixed)"),
         "extraction_seconds": results.scalar(extraction, "s", "wall time simulating all splits"),
         "train_seconds": results.scalar(seconds["train"] + seconds["val"] + readout_seconds, "s",
                                        "training wall time: simulating train and validation, fitting and choosing readouts"),

@@ -162,6 +162,15 @@ def test_report_builds_end_to_end_from_a_tiny_comparison(tmp_path, tmp_path_fact
     assert steps["counts"] != steps["bptt"] == steps["stdp"], steps
     # the frozen STDP network's training cost: presenting the training and validation samples, fitting its readout
     assert (ds.train_seconds.sel(rule="stdp_off") > 0).all()
+    # a learning-off control is its rule's network: the same same-size dense cost, on the rule's own time grid
+    dense = ds.dense_energy_per_inference
+    np.testing.assert_allclose(dense.sel(rule="bptt_off"), dense.sel(rule="bptt"))
+    np.testing.assert_allclose(dense.sel(rule="bptt"), ds.trainable_parameters.sel(rule="bptt") * 300 * compare_shd.ENERGY_MAC_PJ * 1e-6)
+    assert np.isnan(dense.sel(rule="counts")).all()
+    # every operation of an inference, the readouts' included (the count control's dense readout too)
+    np.testing.assert_allclose(ds.operations_per_inference,
+                               ds.synaptic_operations_per_sample + ds.readout_macs_per_sample.fillna(0))
+    assert (ds.operations_per_inference.sel(rule="counts") > ds.synaptic_operations_per_sample.sel(rule="counts")).all()
     # every run's whole wall time is kept, the count control's too, at least its training time
     assert (ds.wall_seconds >= ds.train_seconds).all()
     off = xr.load_dataset(tmp_path / "cmp" / "runs" / "bptt_off_seed0.nc")
@@ -170,7 +179,8 @@ def test_report_builds_end_to_end_from_a_tiny_comparison(tmp_path, tmp_path_fact
     assert "| stdp |" in md and "## Conclusions" in md and "figures/" in md
     cost = md.split("### Cost of learning")[1]
     row = next(line for line in cost.splitlines() if line.startswith("| counts |")).split(" | ")
-    assert row[3] == f"{float(ds.wall_seconds.sel(rule='counts').sum()) / 60:.1f}", row
+    assert row[4] == f"{float(ds.wall_seconds.sel(rule='counts').sum()) / 60:.1f}", row
+    np.testing.assert_allclose(ds.train_synaptic_events, ds.train_sample_epochs * ds.synaptic_operations_per_sample)
     assert "its generator's constants: `{" in md, "the report names the version of a generated set"
     assert "### Which rules can be told apart" in md and "| bptt | bptt_off |" in md and "Not tuned" in md
     # an untuned comparison names the options fixed by hand, rule by rule, rather than calling them defaults

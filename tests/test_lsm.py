@@ -169,6 +169,8 @@ def test_study_beats_chance_and_chooses_without_the_test_set(tmp_path):
     for name in ("readout_C", "val_accuracy", "val_accuracy_spike_time", "neurons_used_spike_time", "val_accuracy_control"):
         np.testing.assert_array_equal(a[name].values, b[name].values)
     assert a.attrs["n_test"] == 80 and b.attrs["n_test"] == 40
+    # the reservoir's fixed weights are the network a same-size dense comparison evaluates, beyond the readout
+    assert int(a.network_weights) > 200 and int(a.network_weights) != int(a.trainable_parameters)
 
 
 def test_liquid_transformer(tmp_path):
