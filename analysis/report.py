@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -25,9 +26,10 @@ METHODS = {
              "thresholds, each driving an inhibitory neuron that silences the others (hard winner-take-all), then "
              "the paper's label assignment and a logistic readout of time-binned spike counts",
              "at each postsynaptic spike $\\Delta w = \\eta (x_\\mathrm{pre} - x_\\mathrm{tar})(w_\\max - w)^{\\mu}$ "
-             "(eq. 4; $\\eta = 0.01$, $x_\\mathrm{tar} = 0.4$, $\\mu = 0.2$, $w_\\max = 1$); $\\theta \\mathrel{+}= 0.05$ mV "
-             "per spike, $\\tau_\\theta = 10^7$ ms; incoming weights normalised to 78/784 per input before every "
-             "training sample.",
+             "(eq. 4; the paper's values, this project's defaults: $\\eta = 0.01$, $x_\\mathrm{tar} = 0.4$, $\\mu = 0.2$, "
+             "$w_\\max = 1$); $\\theta \\mathrel{+}= 0.05$ mV per spike, $\\tau_\\theta = 10^7$ ms; incoming weights "
+             "normalised to 78/784 per input before every training sample. A tuned comparison draws some of these "
+             "(its search space and best values are under Tuning).",
              "audio spike trains replayed as recorded instead of Poisson rates, the paper's rate increase for a silent "
              "layer (fewer than 5 spikes) kept as a larger input gain on a second presentation, after the sample's "
              "chunk rather than at once; by default state reset at each sample instead of a 150 ms rest and no "
@@ -599,12 +601,14 @@ def main(argv=None) -> Path:
     parser.add_argument("--out", type=Path, default=Path("report"), help="folder for report.md and its figures")
     args = parser.parse_args(argv)
     missing = [p for p in args.results if not p.exists()]
-    if missing:
-        parser.error(f"no such results file: {', '.join(map(str, missing))}")
+    if missing:  # one line and the usage error's status, not argparse's usage text as well
+        print(f"error: no such results file: {', '.join(map(str, missing))}", file=sys.stderr)
+        raise SystemExit(2)
     for path in args.results:
         problem = not_a_results_file(path)
         if problem:
-            parser.error(f"{path}: {problem}")
+            print(f"error: {path}: {problem}", file=sys.stderr)
+            raise SystemExit(2)
     report = build_report(args.results, args.out)
     print(f"report: {report}")
     return report

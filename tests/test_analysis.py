@@ -224,3 +224,20 @@ def test_the_locality_advice_says_whether_learning_helped_hurt_or_showed_nothing
     assert "measurably improved a over" in line
     assert "for b the network with learning switched off did measurably better" in line
     assert "for c no gain was shown" in line
+
+
+@pytest.mark.not_results("files that are not results files, on purpose")
+def test_the_report_refuses_a_file_it_cannot_read_or_that_is_not_results_with_one_line(tmp_path, capsys):
+    from analysis import report
+
+    junk = tmp_path / "junk.nc"
+    junk.write_text("not netCDF")
+    foreign = tmp_path / "foreign.nc"
+    xr.Dataset({"x": ("t", [1.0, 2.0])}).to_netcdf(foreign)
+    for path, reason in ((junk, "cannot be read as netCDF"), (foreign, "not a results file of this project"),
+                         (tmp_path / "absent.nc", "no such results file")):
+        capsys.readouterr()
+        with pytest.raises(SystemExit) as stop:
+            report.main([str(path), "--out", str(tmp_path / "report")])
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert stop.value.code == 2 and len(lines) == 1 and reason in lines[0], lines

@@ -43,3 +43,14 @@ def test_the_sample_paired_bootstrap_separates_a_real_difference_and_not_noise()
     assert not same.excludes_zero() and same.p_value > 0.05
     with pytest.raises(ValueError, match="different samples"):
         paired_over_samples(better, worse[:, :10])
+
+
+def test_seeds_that_agree_exactly_are_only_as_certain_as_their_signs():
+    """With no spread the t statistic is undefined; five seeds with the same difference give the exact
+    sign test's 2 / 2**5, which is not below 0.05 (it was 0: 'significant' from five numbers)."""
+    a, b = np.full(5, 0.8), np.full(5, 0.7)
+    ci = paired_over_seeds(a, b)
+    assert ci.estimate == pytest.approx(0.1) and ci.p_value == pytest.approx(0.0625)
+    assert paired_over_seeds(a, a).p_value == 1.0
+    assert paired_over_seeds(np.full(8, 0.8), np.full(8, 0.7)).p_value == pytest.approx(2 / 2 ** 8)
+    assert paired_over_samples(np.ones((1, 3)), np.zeros((1, 3))).p_value == pytest.approx(0.25)
