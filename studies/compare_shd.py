@@ -84,7 +84,7 @@ SCALARS = {
 
 @dataclass(frozen=True)
 class CompareConfig:
-    run: RunConfig = dataclasses.field(default_factory=lambda: RunConfig(n_train=1000, n_test=300))  # data, first seed, files
+    run: RunConfig = dataclasses.field(default_factory=lambda: RunConfig(n_train=1000))  # data, first seed, files (every test sample: --n-test none)
     rules: tuple[str, ...] = ("stdp", "lsm", "eprop", "bptt", "counts")  # rules to compare (repeat the option for several)
     seeds: int = 5  # seeds per rule (seed, seed+1, ...): each its own training/validation samples and initial weights
     trials: int = 20  # tuning trials per rule before the seeds, the same for every rule (0: the rules' defaults, untuned)

@@ -319,6 +319,30 @@ def test_a_search_on_a_generated_set_is_tied_to_the_sets_version(monkeypatch):
         check_same_config(stored, tune.identity(config), "the search")
 
 
+def test_a_search_is_not_tied_to_the_test_subset_it_never_sees(tmp_path):
+    """The test split never enters a search: a comparison that tests on more samples resumes its
+    searches, and so does a search stored when the test subset's size was part of its identity."""
+    from models.units import config_json
+    from studies.bptt_shd import BPTTStudyConfig
+
+    def config(n_test):
+        return tune.TuneConfig(run=RunConfig(dataset="fsdd", n_test=n_test), rule="bptt")
+
+    base = BPTTStudyConfig()
+    assert tune.identity(config(300)) == tune.identity(config(None))
+    assert tune.identity(config(300), base) == tune.identity(config(None), dataclasses.replace(
+        base, run=dataclasses.replace(base.run, n_test=300)))
+    stored_before = json.loads(tune.identity(config(None), base))
+    stored_before["search"]["run"]["n_test"] = stored_before["base"]["run"]["n_test"] = 300
+    assert tune._without_test_size(json.dumps(stored_before)) == tune.identity(config(None), base)
+    assert json.loads(config_json(config(300)))["run"]["n_test"] == 300, "the run itself still records it"
+    registry.register(CURVE)
+    first = ["--rule", "curve", "--startup-trials", "2", *DATA, "--set", "fail=False", "--out", str(tmp_path)]
+    tune.main(first + ["--trials", "2"])
+    more = [o if o != "10" else "5" for o in first]  # DATA's --n-test 10 -> 5
+    assert xr.load_dataset(tune.main(more + ["--trials", "3", "--resume"])).attrs["n_trials"] == 3
+
+
 def test_a_search_is_tied_to_its_space():
     """A rule whose search space changed (a range, a kind, a new option) starts a new search: a resume
     of one stored under another space is refused, naming the option."""
