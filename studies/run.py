@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import os
 import shutil
 import sys
@@ -171,6 +172,16 @@ class Run:
     def _read(path: Path) -> dict | None:
         return files.load_torch(path) if path.suffix == ".pt" else files.load_arrays(path)
 
+    def _seen(self, config_text: str) -> str:
+        """A configuration as far as this run's checkpoints depend on it: a validation-only run (a
+        tuning trial) never sees the test split, so the test subset's size is left out."""
+        if not self.validation_only:
+            return config_text
+        data = json.loads(config_text)
+        if isinstance(data.get("run"), dict):
+            data["run"]["n_test"] = None
+        return json.dumps(data)
+
     def load_checkpoint(self, name: str = "state.npz") -> dict | None:
         """The contents of checkpoint ``name`` (arrays from .npz, PyTorch state from .pt) when resuming
         (``None`` otherwise, or when there is none); a checkpoint of another configuration is an error.
@@ -184,7 +195,8 @@ class Run:
         path = self.checkpoint_dir / name
         state = self._read(path)
         if state is not None:
-            check_same_config(str(state.pop("config")), self.config_text, str(path), self.extendable)
+            check_same_config(self._seen(str(state.pop("config"))), self._seen(self.config_text), str(path),
+                              self.extendable)
             check_same_generator(str(state.pop("dataset_generator", "")), self.data_generator, str(path),
                                  self.splits.dataset)
             return state

@@ -246,3 +246,25 @@ def test_a_comparison_never_overwrites_the_combined_file_of_another(tmp_path):
         compare_shd.check_stored_comparison(resumed(seeds=2))
     with pytest.raises(ConfigMismatchError, match="rules: "):
         compare_shd.check_stored_comparison(resumed(rules=("counts",)))
+
+
+def test_a_trials_checkpoint_does_not_depend_on_the_test_subset_it_never_sees(tmp_path):
+    """A validation-only run (a tuning trial) resumes from a checkpoint written with another test
+    subset; a run that tests does not."""
+    spec = registry.get("counts")
+
+    def run(n_test, validation_only):
+        config = spec.config()
+        settings = dataclasses.replace(config.run, out=tmp_path, resume=True, n_test=n_test,
+                                       validation_only=validation_only)
+        job = Run("counts", dataclasses.replace(config, run=settings))
+        job.splits = _splits_of(TimingConfig())
+        return job
+
+    for validation_only in (True, False):
+        run(300, validation_only).save_checkpoint(step=3)
+        if validation_only:
+            assert run(None, True).load_checkpoint()["step"] == 3
+        else:
+            with pytest.raises(ConfigMismatchError, match="run.n_test: 300 -> None"):
+                run(None, False).load_checkpoint()
