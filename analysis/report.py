@@ -175,15 +175,15 @@ def compare_section(ds: xr.Dataset, figures: list[Path], out: Path) -> list[str]
         lines.append(line + (f" Departures from the paper: {departures}" if departures else ""))
     lines += ["", "## Results", "",
               "| rule | test accuracy | synaptic events / inference | readout MACs / inference | energy / inference (uJ) "
-              "| same-size dense (uJ) | training time (s) | peak memory (MiB) | parameters | locality |",
+              "| same-size dense (uJ) | training time (s) | peak memory, Python + simulator (MiB) | parameters | locality |",
               "|---|---|---|---|---|---|---|---|---|---|"]
     for rule in rules:
         cells = [_fmt(*_summary(ds, n, rule)) if n in ds else "-"  # '-': a file from before it was gathered
                  for n in ("test_accuracy", "synaptic_operations_per_sample", "readout_macs_per_sample",
                            "energy_per_inference", "dense_energy_per_inference", "train_seconds")]
-        memory = np.nanmax([ds.peak_memory.sel(rule=rule).values, ds.peak_memory_children.sel(rule=rule).values])
+        memory = _memory(ds, rule)
         params = np.nanmean(ds.trainable_parameters.sel(rule=rule).values)
-        lines.append(f"| {rule} | " + " | ".join(cells) + f" | {memory:.0f} | {params:.0f} | "
+        lines.append(f"| {rule} | " + " | ".join(cells) + f" | {memory} | {params:.0f} | "
                      f"{ds.locality.sel(rule=rule).item()} |")
     lines += [""] + cost_lines(ds)
     for fig in figures:
@@ -210,9 +210,15 @@ def hardware_line(ds: xr.Dataset) -> str:
     if not hw:
         return "not recorded (the file predates the hardware attribute); timings cannot be put in context."
     load = hw.get("load_average_1_5_15_min")
+    try:
+        runs = json.loads(ds.attrs.get("run_load_1min", "{}"))
+    except ValueError:
+        runs = {}
+    during = (f"; as each rule/seed run finished, the 1-minute load ranged from {min(runs.values()):.2f} to "
+              f"{max(runs.values()):.2f} (per run in the file's `run_load_1min`)" if runs else "")
     return (f"{hw.get('processor')}, {hw.get('usable_cores')} usable cores, {hw.get('memory_gib')} GiB; load average "
-            f"(1, 5, 15 min) {load} when the comparison finished (host `{ds.attrs.get('host')}`). Wall times are from "
-            "this one machine; compare them as ratios between rules, not as absolute figures.")
+            f"(1, 5, 15 min) {load} when the comparison finished{during} (host `{ds.attrs.get('host')}`). Wall times "
+            "are from this one machine; compare them as ratios between rules, not as absolute figures.")
 
 
 def cost_lines(ds: xr.Dataset) -> list[str]:
@@ -231,20 +237,31 @@ def cost_lines(ds: xr.Dataset) -> list[str]:
              "the forward presentations only (a backward pass, a weight update and a readout's fit are not counted).",
              "",
              "| rule | training sample-epochs | training synaptic events (est.) | training time (s) | "
-             "run wall time, all seeds (min) | peak memory (MiB) | state kept to learn (MiB) | of which |",
+             "run wall time, all seeds (min) | peak memory, Python + simulator (MiB) | state kept to learn (MiB) | of which |",
              "|---|---|---|---|---|---|---|---|"]
     for rule in [str(r) for r in ds.rule.values]:
         epochs = ds.train_sample_epochs.sel(rule=rule).values if "train_sample_epochs" in ds else np.array([np.nan])
         epochs = epochs[epochs >= 0] if np.issubdtype(epochs.dtype, np.integer) else epochs
-        memory = np.nanmax([ds.peak_memory.sel(rule=rule).values, ds.peak_memory_children.sel(rule=rule).values])
+        memory = _memory(ds, rule)
         detail = "; ".join(f"{k}: {v / 2 ** 20:.3g}" for k, v in parts.get(rule, {}).items())
         events = (f"{np.nanmean(ds.train_synaptic_events.sel(rule=rule).values):.3g}"
                   if "train_synaptic_events" in ds and np.isfinite(ds.train_synaptic_events.sel(rule=rule).values).any()
                   else "-")
         lines.append(f"| {rule} | {np.mean(epochs) if len(epochs) else float('nan'):.0f} | {events} | "
-                     f"{_fmt(*_summary(ds, 'train_seconds', rule))} | {_total_minutes(ds, rule)} | {memory:.0f} | "
+                     f"{_fmt(*_summary(ds, 'train_seconds', rule))} | {_total_minutes(ds, rule)} | {memory} | "
                      f"{_fmt(*_summary(ds, 'learning_state', rule))} | {detail} |")
     return lines + [""]
+
+
+def _memory(ds: xr.Dataset, rule: str) -> str:
+    """The largest peak over seeds of the Python process and of the simulator binary it ran beside it,
+    as ``python + binary`` (a rule without a binary: the Python process alone); their peaks need not
+    coincide, so the sum bounds the run's peak from above and its larger part from below."""
+    python = np.nanmax(ds.peak_memory.sel(rule=rule).values)
+    binary = ds.peak_memory_children.sel(rule=rule).values if "peak_memory_children" in ds else np.array([np.nan])
+    if not np.isfinite(binary).any() or np.nanmax(binary) <= 0:
+        return f"{python:.0f}"
+    return f"{python:.0f} + {np.nanmax(binary):.0f}"
 
 
 def _total_minutes(ds: xr.Dataset, rule: str) -> str:

@@ -38,6 +38,7 @@ if __name__ == "__main__":  # --help from the cache, before the imports below ta
 
     answer_from_cache(__file__)
 
+import contextlib
 import dataclasses
 import json
 import multiprocessing
@@ -394,6 +395,11 @@ def combine(runs: dict[tuple[str, int], xr.Dataset], rules: list[str], seeds: li
     ds.attrs["learning_state_components"] = json.dumps(
         {rule: json.loads(runs[(rule, seeds[0])].learning_state.attrs.get("components", "{}"))
          for rule in rules if (rule, seeds[0]) in runs and "learning_state" in runs[(rule, seeds[0])]})
+    loads = {}  # the 1-minute load average as each run finished: the load its wall time was measured under
+    for (rule, seed), run in runs.items():
+        with contextlib.suppress(ValueError, TypeError, IndexError):
+            loads[f"{rule}_seed{seed}"] = float(json.loads(run.attrs.get("hardware", "{}"))["load_average_1_5_15_min"][0])
+    ds.attrs["run_load_1min"] = json.dumps(loads)
     ds.attrs["energy_reference"] = ("Horowitz (2014), 45 nm, 32-bit float: 0.9 pJ per add (a synaptic event adds a "
                                     "weight), 4.6 pJ per multiply-accumulate (a dense readout weight)")
     return ds

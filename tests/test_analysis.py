@@ -171,11 +171,14 @@ def test_report_builds_end_to_end_from_a_tiny_comparison(tmp_path, tmp_path_fact
     np.testing.assert_allclose(ds.operations_per_inference,
                                ds.synaptic_operations_per_sample + ds.readout_macs_per_sample.fillna(0))
     assert (ds.operations_per_inference.sel(rule="counts") > ds.synaptic_operations_per_sample.sel(rule="counts")).all()
+    # the load each run's wall time was measured under, run by run
+    assert len(json.loads(ds.attrs["run_load_1min"])) == 10
     # every run's whole wall time is kept, the count control's too, at least its training time
     assert (ds.wall_seconds >= ds.train_seconds).all()
     off = xr.load_dataset(tmp_path / "cmp" / "runs" / "bptt_off_seed0.nc")
     assert '"train_hidden": false' in off.attrs["config"]
     md = report.main([str(path), "--out", str(tmp_path / "report")]).read_text()
+    assert "the 1-minute load ranged from" in md
     assert "| stdp |" in md and "## Conclusions" in md and "figures/" in md
     cost = md.split("### Cost of learning")[1]
     row = next(line for line in cost.splitlines() if line.startswith("| counts |")).split(" | ")
