@@ -73,7 +73,7 @@ class TuneConfig:
     rule: str = "bptt"  # the rule to tune (see studies/registry.py)
     trials: int = 20  # trials of the search: give every rule of a comparison the same number
     set: tuple[str, ...] = ()  # an option fixed for every trial, NAME=VALUE (taken out of the search space)
-    max_sample_epochs: int | None = None  # cap per trial on training samples x epochs; rules trained over epochs stop there (none: the rule's own epochs)
+    max_sample_epochs: int | None = None  # budget per trial in training samples x epochs: every rule trained over epochs gets the epochs it affords, fewer only where --set fixes them (none: the rule's own epochs)
     max_trial_seconds: float | None = None  # cap per trial on training wall time, checked after each epoch (by e-prop also before each chunk) (none: no cap)
     startup_trials: int = 5  # trials drawn at random before the sampler models the results, and before the pruner acts
     prune: bool = True  # stop a trial whose validation accuracy after an epoch lies below the median of earlier trials
@@ -201,7 +201,10 @@ def plan(config: TuneConfig, base=None) -> Plan:
             if affordable < 1:
                 raise ValueError(f"--max-sample-epochs {config.max_sample_epochs} is less than one epoch of "
                                  f"{n_fit} training samples")
-            epochs = min(epochs, affordable)
+            # the same budget for every rule: as many epochs as the cap affords, whatever the rule's
+            # own default; fewer only where --set fixed them
+            fixed_epochs = any(find_leaf(spec.config, name).name == "epochs" for name in fixed)
+            epochs = min(epochs, affordable) if fixed_epochs else affordable
         base = apply(base, {"epochs": epochs})
     if config.max_trial_seconds is not None:
         if "max_train_seconds" in table:

@@ -132,6 +132,17 @@ def test_an_epoch_a_budget_stopped_counts_the_samples_it_learned_from(tmp_path):
     assert list(ds.state.values) == ["complete"] * 2 and ds.sample_epochs.values.tolist() == [41, 41]
 
 
+def test_a_sample_epoch_cap_gives_every_rule_the_same_budget():
+    """e-prop (5 epochs by default) and BPTT (20) both get the epochs the cap affords; --set fixes fewer."""
+    settings = RunConfig(dataset="synthetic_bursts", n_train=40)
+
+    def epochs(rule, *fixed):
+        return tune.plan(tune.TuneConfig(run=settings, rule=rule, max_sample_epochs=360, set=fixed)).base.epochs
+
+    assert epochs("eprop") == epochs("bptt") == 10  # 36 training samples after validation
+    assert epochs("bptt", "epochs=3") == 3
+
+
 def test_the_best_configuration_learns_from_the_samples_its_trial_did_not_from_a_clock(tmp_path):
     """A trial's wall-time cap ends training where the machine's load puts it; the best configuration
     (what a comparison's seeds and their learning-off controls run, what best.json holds) learns from
