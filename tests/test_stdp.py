@@ -255,6 +255,19 @@ def test_stdp_transformer_learns_and_freezes(tmp_path):
     devices.reset_brian()
 
 
+def _killed_then_resumed(argv, out, monkeypatch, dies):
+    """Run the STDP study with ``run_chunk`` replaced by ``dies`` (which raises KeyboardInterrupt on the
+    way), then resume it with the real one; the resumed run's results."""
+    from studies import stdp_shd
+
+    original = STDPNetwork.run_chunk
+    monkeypatch.setattr(STDPNetwork, "run_chunk", dies)
+    with pytest.raises(KeyboardInterrupt):
+        stdp_shd.main(argv + ["--out", str(out)])
+    monkeypatch.setattr(STDPNetwork, "run_chunk", original)
+    return xr.load_dataset(stdp_shd.main(argv + ["--out", str(out), "--resume"]))
+
+
 @pytest.mark.slow
 def test_study_reports_both_networks_and_resumes_identically(tmp_path, monkeypatch):
     from studies import stdp_shd
@@ -282,11 +295,7 @@ def test_study_reports_both_networks_and_resumes_identically(tmp_path, monkeypat
             phase["evaluated"] = True
         return original(self, samples, **kwargs)
 
-    monkeypatch.setattr(STDPNetwork, "run_chunk", dies_midway)
-    with pytest.raises(KeyboardInterrupt):
-        stdp_shd.main(argv + ["--out", str(tmp_path / "b")])
-    monkeypatch.setattr(STDPNetwork, "run_chunk", original)
-    resumed = xr.load_dataset(stdp_shd.main(argv + ["--out", str(tmp_path / "b"), "--resume"]))
+    resumed = _killed_then_resumed(argv, tmp_path / "b", monkeypatch, dies_midway)
     for name in ("val_accuracy", "test_accuracy", "test_accuracy_assignment", "test_accuracy_frozen", "weights",
                  "test_counts"):
         np.testing.assert_array_equal(whole[name].values, resumed[name].values)
@@ -312,10 +321,6 @@ def test_an_epoch_a_killed_run_began_is_finished_on_resume_although_its_seconds_
             raise KeyboardInterrupt
         return original(self, samples, **kwargs)
 
-    monkeypatch.setattr(STDPNetwork, "run_chunk", dies_in_the_first_epoch)
-    with pytest.raises(KeyboardInterrupt):
-        stdp_shd.main(argv + ["--out", str(tmp_path / "b")])
-    monkeypatch.setattr(STDPNetwork, "run_chunk", original)
-    resumed = xr.load_dataset(stdp_shd.main(argv + ["--out", str(tmp_path / "b"), "--resume"]))
+    resumed = _killed_then_resumed(argv, tmp_path / "b", monkeypatch, dies_in_the_first_epoch)
     for name in ("val_accuracy", "test_accuracy", "weights", "best_epoch"):
         np.testing.assert_array_equal(whole[name].values, resumed[name].values, err_msg=name)
