@@ -405,3 +405,25 @@ def test_a_trial_runs_validation_only_and_scores_as_the_full_run(tmp_path, rule)
     assert float(trial.train_seconds) > 0
     if "chunk_size" in full:
         assert full.chunk_size == 6, "the case must be one where leaving out the test split changes the balance"
+
+
+@pytest.mark.slow
+def test_a_tuned_comparison_trains_its_seeds_and_controls_on_the_best_trials_samples(tmp_path):
+    """With a wall-time cap per trial, the seeds' runs and their learning-off controls learn from as many
+    samples as the best trial did (here one epoch: the cap passes within it), with no clock of their own."""
+    from analysis import report
+    from studies import compare_shd
+
+    path = compare_shd.main(["--dataset", "synthetic_bursts", "--n-train", "40", "--n-test", "10", "--rules", "bptt",
+                             "counts", "--set", "bptt.n_hidden=8", "--dt", "20ms", "--trials", "2",
+                             "--startup-trials", "2", "--seeds", "2", "--max-trial-seconds", "1e-9",
+                             "--out", str(tmp_path)])
+    ds = xr.load_dataset(path)
+    tuning = xr.load_dataset(tmp_path / "tuning" / "tune_bptt.nc")
+    assert set(tuning.sample_epochs.values) == {36}, "every trial stopped after its first epoch"
+    assert (ds.train_sample_epochs.sel(rule=["bptt", "bptt_off"]) == 36).all()
+    for name in ("bptt_seed0", "bptt_off_seed1"):
+        config = json.loads(xr.load_dataset(tmp_path / "runs" / f"{name}.nc").attrs["config"])
+        assert config["max_train_seconds"] is None and config["epochs"] == 1, config
+    md = report.main([str(path), "--out", str(tmp_path / "report")]).read_text()
+    assert "learn from as many training samples as the best trial did" in md
