@@ -243,15 +243,16 @@ def _same_quantity(a, b) -> bool:
             and float(qa) == float(qb))
 
 
-def config_diff(stored: str, current: str, grown_ok: tuple[str, ...] = ()) -> list[str]:
+def config_diff(stored: str, current: str, grown_ok: tuple[str, ...] = (), ignored: tuple[str, ...] = ()) -> list[str]:
     """The dotted names of the fields in which two config JSON texts differ, each as
     ``name: stored -> current``; fields named (last part) in ``grown_ok`` whose number grew are
-    left out (a run may go on to more epochs, not back to fewer). A field absent on one side and
+    left out (a run may go on to more epochs, not back to fewer), and so are the fields named (in
+    full) in ``ignored``, on which the comparison's caller does not depend. A field absent on one side and
     ``None`` on the other is the same: an option added since, switched off, is what a run made before
     it existed did (every optional field of a configuration is off at ``None``)."""
     old, new = flatten_json(json.loads(stored)), flatten_json(json.loads(current))
     out = []
-    for name in sorted(set(old) | set(new)):
+    for name in sorted((set(old) | set(new)) - set(ignored)):
         a, b = old.get(name, "(absent)"), new.get(name, "(absent)")
         if a == b or _same_quantity(a, b) or (a, b) in (("(absent)", None), (None, "(absent)")):
             continue

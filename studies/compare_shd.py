@@ -410,12 +410,7 @@ def check_stored_comparison(config: CompareConfig) -> None:
     would overwrite: without ``--resume``, any; with it, one whose configuration differs in more than
     a grown ``--seeds`` (more seeds extend a comparison; fewer, other rules or other options would
     replace its file with another's). The error names the differing fields."""
-    def without_resume(text: str) -> str:
-        data = json.loads(text)
-        data.get("run", {}).pop("resume", None)
-        return json.dumps(data)
-
-    current = without_resume(config_json(config))
+    current = config_json(config)
     for path in sorted(Path(config.run.out).glob("compare_*.nc")):
         if not config.run.resume:
             raise ValueError(f"{path} holds the results of an earlier comparison; add --resume to continue it "
@@ -426,7 +421,7 @@ def check_stored_comparison(config: CompareConfig) -> None:
         except (OSError, ValueError) as error:
             raise DataError(f"{path} is not a readable comparison file ({error}); move it away or choose "
                             "another --out") from None
-        check_same_config(without_resume(text), current, str(path), extendable=("seeds",))
+        check_same_config(text, current, str(path), extendable=("seeds",), ignored=("run.resume",))
 
 
 #: Suffix of a learning-off control's name in the results (``bptt_off``).

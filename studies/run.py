@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import os
 import shutil
 import sys
@@ -53,10 +52,11 @@ class ConfigMismatchError(ValueError):
     """A checkpoint or stored result was made with another configuration."""
 
 
-def check_same_config(stored: str, current: str, what: str, extendable: tuple[str, ...] = ()) -> None:
+def check_same_config(stored: str, current: str, what: str, extendable: tuple[str, ...] = (),
+                      ignored: tuple[str, ...] = ()) -> None:
     """Raise :class:`ConfigMismatchError` naming the fields in which ``stored`` differs from ``current``
-    (beyond ``extendable`` fields that grew, see :func:`models.units.config_diff`)."""
-    differences = config_diff(stored, current, extendable)
+    (beyond ``extendable`` fields that grew and the ``ignored`` ones, see :func:`models.units.config_diff`)."""
+    differences = config_diff(stored, current, extendable, ignored)
     if differences:
         raise ConfigMismatchError(
             f"{what} belongs to a run with another configuration ({'; '.join(differences[:6])}"
@@ -172,15 +172,11 @@ class Run:
     def _read(path: Path) -> dict | None:
         return files.load_torch(path) if path.suffix == ".pt" else files.load_arrays(path)
 
-    def _seen(self, config_text: str) -> str:
-        """A configuration as far as this run's checkpoints depend on it: a validation-only run (a
-        tuning trial) never sees the test split, so the test subset's size is left out."""
-        if not self.validation_only:
-            return config_text
-        data = json.loads(config_text)
-        if isinstance(data.get("run"), dict):
-            data["run"]["n_test"] = None
-        return json.dumps(data)
+    @property
+    def _unseen(self) -> tuple[str, ...]:
+        """Fields of the configuration this run's checkpoints do not depend on: a validation-only run
+        (a tuning trial) never sees the test split, so not the test subset's size."""
+        return ("run.n_test",) if self.validation_only else ()
 
     def load_checkpoint(self, name: str = "state.npz") -> dict | None:
         """The contents of checkpoint ``name`` (arrays from .npz, PyTorch state from .pt) when resuming
@@ -195,8 +191,7 @@ class Run:
         path = self.checkpoint_dir / name
         state = self._read(path)
         if state is not None:
-            check_same_config(self._seen(str(state.pop("config"))), self._seen(self.config_text), str(path),
-                              self.extendable)
+            check_same_config(str(state.pop("config")), self.config_text, str(path), self.extendable, self._unseen)
             check_same_generator(str(state.pop("dataset_generator", "")), self.data_generator, str(path),
                                  self.splits.dataset)
             return state
@@ -208,14 +203,14 @@ class Run:
             state = self._read(path)
             stored = str(state.pop("config"))
             generator = str(state.pop("dataset_generator", ""))
-            if not config_diff(stored, self.config_text, self.extendable) and not generator_differences(
+            if not config_diff(stored, self.config_text, self.extendable, self._unseen) and not generator_differences(
                     generator, self.data_generator):
                 self.note_resume(f"from the finished run kept in {path}")
                 return state
             mismatch = mismatch or (stored, generator, path)
         if mismatch is not None:
             what = f"the finished run kept in {mismatch[2]}"
-            check_same_config(mismatch[0], self.config_text, what, self.extendable)
+            check_same_config(mismatch[0], self.config_text, what, self.extendable, self._unseen)
             check_same_generator(mismatch[1], self.data_generator, what, self.splits.dataset)
         return None
 

@@ -101,7 +101,7 @@ def identity(config: TuneConfig, base=None, space: dict | None = None) -> str:
     """The configuration a stored search must match to be resumed (with the caller's base study
     config, when a comparison gives one, the constants of a generated set, and the search ``space``
     the trials are drawn from, when given: a rule whose space changed starts a new search)."""
-    run = dataclasses.replace(config.run, out=Path("."), resume=False, n_test=None)  # a search never sees the test split
+    run = dataclasses.replace(config.run, out=Path("."), resume=False)
     text = config_json(dataclasses.replace(config, run=run, **{k: TuneConfig.__dataclass_fields__[k].default
                                                                 for k in _NOT_IDENTITY}))
     # A generated set's version is part of the search. The default dataset (none named) falls back to
@@ -114,23 +114,16 @@ def identity(config: TuneConfig, base=None, space: dict | None = None) -> str:
     if space is not None:
         parts["space"] = space_json(space)
     if base is not None:
-        base = dataclasses.replace(base, run=dataclasses.replace(base.run, out=Path("."), resume=False, n_test=None))
+        base = dataclasses.replace(base, run=dataclasses.replace(base.run, out=Path("."), resume=False))
         parts["base"] = json.loads(config_json(base))
     if generator:
         parts["dataset_generator"] = json.loads(generator)
     return json.dumps(parts, sort_keys=True)
 
 
-def _without_test_size(text: str) -> str:
-    """A stored search's identity with its test subset's size left out, as :func:`identity` leaves it
-    out now (a search stored before kept it; its trials never saw the test split)."""
-    if not text:
-        return text
-    data = json.loads(text)
-    for part in (data, data.get("search"), data.get("base")):
-        if isinstance(part, dict) and isinstance(part.get("run"), dict):
-            part["run"]["n_test"] = None
-    return json.dumps(data, sort_keys=True)
+#: Fields of a search's :func:`identity` its trials never depend on: the test subset's size (a search
+#: never sees the test split), in each form the identity takes.
+UNSEEN = ("run.n_test", "search.run.n_test", "base.run.n_test")
 
 
 def make_pruner(config: TuneConfig):
@@ -288,8 +281,8 @@ def open_study(config: TuneConfig, storage: str, base=None, *, space: dict):
     study = optuna.create_study(storage=storage, study_name=name, direction="maximize", load_if_exists=True,
                                 pruner=make_pruner(config))
     if exists:
-        check_same_config(_without_test_size(study.user_attrs.get("config", "")), identity(config, base, space),
-                          f"the search stored in {storage}")
+        check_same_config(study.user_attrs.get("config", ""), identity(config, base, space),
+                          f"the search stored in {storage}", ignored=UNSEEN)
         requeue_interrupted(study)
     else:
         study.set_user_attr("config", identity(config, base, space))

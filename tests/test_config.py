@@ -53,6 +53,9 @@ def test_one_quantity_written_two_ways_is_no_difference_between_configs():
     # an option added since, off (None), matches a stored run made before it existed; set, it does not
     assert config_diff(json.dumps({"a": {"x": 1}}), json.dumps({"a": {"x": 1, "cap": None}})) == []
     assert config_diff(json.dumps({"a": {"x": 1}}), json.dumps({"a": {"x": 1, "cap": 280}})) == ["a.cap: (absent) -> 280"]
+    # fields a caller does not depend on, named in full, are left out
+    assert config_diff(json.dumps({"a": {"x": 1}, "x": 1}), json.dumps({"a": {"x": 2}, "x": 1}), ignored=("a.x",)) == []
+    assert config_diff(json.dumps({"a": {"x": 1}, "x": 1}), json.dumps({"a": {"x": 1}, "x": 2}), ignored=("a.x",)) == ["x: 1 -> 2"]
 
 
 @pytest.mark.parametrize("rule", ["stdp", "lsm", "eprop", "bptt", "counts"])
