@@ -50,10 +50,12 @@ METHODS = {
               "$\\Delta w_{ji} \\propto -\\sum_t L_j(t)\\,\\bar e_{ji}(t)$, "
               "$L_j = \\sum_k W^\\mathrm{out}_{kj}(\\pi_k - \\pi^*_k)$, $\\bar e_{ji} = \\kappa * (\\psi_j \\epsilon_{ji})$, "
               "Adam after every sample; the loss is the cross-entropy at every step averaged over the sample "
-              "('per_step'), or of the readout's mean over time ('mean': one learning signal per sample, "
-              "$\\Delta w_{ji} \\propto -L_j \\sum_t \\bar e_{ji}(t)$; a tuned choice), plus "
-              "$\\lambda \\frac{1}{N}\\sum_j (r_j - r_0)^2$ on the hidden rates, the same terms as the BPTT baseline's "
-              "'per_step' and 'mean' losses (tested: without recurrence the gradients agree with autograd's to 1e-6).",
+              "('per_step'), of the readout's mean over time ('mean': one learning signal per sample, "
+              "$\\Delta w_{ji} \\propto -L_j \\sum_t \\bar e_{ji}(t)$), or of each class's maximum over time ('max': "
+              "the sample runs twice, the first presentation finding each class's peak step $t^*_k$, the second learning "
+              "from $L_j(t) = \\sum_k W^\\mathrm{out}_{kj}(\\hat\\pi_k - \\pi^*_k)[t = t^*_k]$); a tuned choice, plus "
+              "$\\lambda \\frac{1}{N}\\sum_j (r_j - r_0)^2$ on the hidden rates: the same three losses and rate term as "
+              "the BPTT baseline's (tested: without recurrence the gradients agree with autograd's to 1e-6).",
               "the project's current-based LIF (reset to $v_\\mathrm{reset}$, no adaptation); the pseudo-derivative "
               "is the BPTT baseline's fast sigmoid, by default without the paper's damping $\\gamma_\\mathrm{pd} = 0.3$ "
               "(option `damping`; a constant factor on every hidden gradient, which Adam's per-weight normalisation "
@@ -64,7 +66,7 @@ METHODS = {
     "bptt": ("Backpropagation through time with surrogate gradients (Neftci et al. 2019), the baseline",
              "$\\Delta w \\propto -\\partial L / \\partial w$ by autograd through all time steps; "
              "$\\partial s/\\partial v = (\\beta|u|+1)^{-2}$; Adam on mini-batches; the loss is the cross-entropy of "
-             "the readout's maximum or mean over time or at every step (e-prop offers the mean and 'per_step'; a tuned "
+             "the readout's maximum or mean over time or at every step (e-prop offers the same three; a tuned "
              "choice), plus "
              "e-prop's rate term.",
              "exact integration of the project's LIF instead of forward Euler; initial weights normal with standard "
@@ -233,8 +235,10 @@ def cost_lines(ds: xr.Dataset) -> list[str]:
              "moments, alike in every gradient rule, not counted); for BPTT it is checked against the tensors autograd "
              "saves, for e-prop and STDP against the trace variables of the built network (tests/test_learning_state.py).",
              "",
-             "Training synaptic events are estimated as training sample-epochs times synaptic events per inference: "
-             "the forward presentations only (a backward pass, a weight update and a readout's fit are not counted).",
+             "Training synaptic events are estimated as training presentations (sample-epochs, times the presentations "
+             "per sample of a rule that runs a sample more than once: STDP while its layer is nearly silent, e-prop's "
+             "maximum-over-time loss twice) times synaptic events per inference: the forward presentations only (a "
+             "backward pass, a weight update and a readout's fit are not counted).",
              "",
              "| rule | training sample-epochs | training synaptic events (est.) | training time (s) | "
              "run wall time, all seeds (min) | peak memory, Python + simulator (MiB) | state kept to learn (MiB) | of which |",

@@ -54,7 +54,7 @@ class BPTTParams:
     lif: LIFParams = dataclasses.field(default_factory=LIFParams, metadata=ASSIGN)  # the shared neuron
     learning_rate: float = 2e-3  # Adam step size
     batch_size: int = 64  # samples per gradient step
-    readout_reduction: Literal["max", "mean", "per_step"] = "max"  # the loss: cross-entropy of the readout's maximum or mean over time, or at every step ('per_step'; e-prop offers 'per_step' and 'mean')
+    readout_reduction: Literal["max", "mean", "per_step"] = "max"  # the loss: cross-entropy of the readout's maximum or mean over time, or at every step ('per_step'); e-prop offers the same three
     self_connections: bool = True  # recurrent weights from a neuron onto itself
     rate_penalty: float = 0.0  # lambda of the firing-rate term, per Hz^2 (0: off)
     target_rate: Quantity = const(10 * Hz)  # r_0 of the firing-rate term

@@ -13,9 +13,18 @@ cross-entropy of the readout's mean over time, :math:`E = -\\sum_k \\pi^*_k \\lo
 :math:`\\bar y = \\frac{1}{T}\\sum_t y(t)`: its learning signal :math:`L_j = \\sum_k B_{jk}(\\mathrm{softmax}_k \\bar y
 - \\pi^*_k)` is one number per sample, known at its end (a delayed third factor), so each synapse sums its
 filtered eligibility trace over the sample and the gradient is :math:`g_{ji} = L_j \\frac{1}{T}\\sum_t \\bar
-e_{ji}(t)`, with the same state as the per-step form (the sum takes the place of the gradient's). The
-baseline's maximum over time has no such form: its gradient needs each class's trace at the step of that
-class's maximum, which is known only at the end (one stored trace per synapse and class).
+e_{ji}(t)`, with the same state as the per-step form (the sum takes the place of the gradient's).
+``readout_reduction='max'`` takes the baseline's default, the cross-entropy of each class's maximum over
+time, :math:`E = -\\sum_k \\pi^*_k \\log \\mathrm{softmax}_k \\hat y`, :math:`\\hat y_k = \\max_t y_k(t)`. Its
+gradient reaches class :math:`k` only at the step :math:`t^*_k` of that class's maximum,
+:math:`g_{ji} = \\sum_k B_{jk} (\\mathrm{softmax}_k \\hat y - \\pi^*_k)\\, \\bar e_{ji}(t^*_k)`, and those steps are
+known only once the sample has ended. Rather than keep one filtered trace per synapse and class, each
+training sample is presented twice with the same weights: the first presentation finds each
+:math:`t^*_k` (the first step of the maximum, as ``torch.max``) and the error
+:math:`\\mathrm{softmax}_k \\hat y - \\pi^*_k`; the second, the same trajectory, applies the learning signal
+:math:`L_j(t) = \\sum_k B_{jk} (\\mathrm{softmax}_k \\hat y - \\pi^*_k)\\,[t = t^*_k]` to the per-step sum
+:math:`g_{ji} = \\sum_t L_j(t)\\, \\bar e_{ji}(t)`. The state per synapse is the per-step form's; the
+simulation per training sample is twice as long (the comparison counts it in the training cost).
 
 For the synapse :math:`i \\to j` (input or recurrent), with :math:`\\alpha_m, \\alpha_s, c` the exact
 integration constants of :mod:`models.lif_torch`:
@@ -125,7 +134,7 @@ class EPropParams:
     train_hidden: bool = True  # learn the input and recurrent weights (off: only the readout learns, the learning-off control)
     batch_size: int = 1  # samples per Adam step: 1 learns online after every sample; more averages a mini-batch's gradients (data-parallel over the study's workers)
     trace_dtype: Literal["float32", "float64"] = "float32"  # storage of the per-synapse eligibility traces (the gradient itself sums in float64)
-    readout_reduction: Literal["per_step", "mean"] = "per_step"  # the loss: cross-entropy at every step, or of the readout's mean over time with one learning signal at the sample's end (the BPTT baseline's 'per_step' and 'mean')
+    readout_reduction: Literal["per_step", "mean", "max"] = "per_step"  # the loss: cross-entropy at every step, of the readout's mean over time, or of its maximum over time (the BPTT baseline's three); 'mean' and 'max' learn from a signal known at the sample's end
 
     def __post_init__(self):
         check_quantity("learning_rate", self.learning_rate, volt)
@@ -138,10 +147,11 @@ class EPropParams:
             raise ValueError("n_hidden and damping must be positive and rate_penalty not negative")
         if self.trace_dtype not in ("float32", "float64"):
             raise ValueError(f"trace_dtype must be 'float32' or 'float64', got {self.trace_dtype!r}")
-        if self.readout_reduction not in ("per_step", "mean"):
-            raise ValueError(f"readout_reduction must be 'per_step' or 'mean', got {self.readout_reduction!r}")
-        if self.readout_reduction == "mean" and self.update != "sample":
-            raise ValueError("readout_reduction='mean' needs update='sample': its learning signal is known only at the sample's end")
+        if self.readout_reduction not in ("per_step", "mean", "max"):
+            raise ValueError(f"readout_reduction must be 'per_step', 'mean' or 'max', got {self.readout_reduction!r}")
+        if self.readout_reduction != "per_step" and self.update != "sample":
+            raise ValueError(f"readout_reduction={self.readout_reduction!r} needs update='sample': its learning signal is "
+                             "known only at the sample's end")
         if self.batch_size < 1 or (self.batch_size > 1 and self.update != "sample"):
             raise ValueError(f"batch_size must be at least 1, and 1 with update='online' (got {self.batch_size})")
 
@@ -278,6 +288,29 @@ FINISH_MEAN_READOUT_GRADIENT = "grad = inv_steps * (pm_post - target_post) * gra
 ACCUMULATE_MEAN_READOUT = "ysum = ysum + y / unit"
 MEAN_LOSS = "ce = -target * log(pm)"
 
+#: The loss on the readout's maximum over time (``readout_reduction='max'``), the cross-entropy of
+#: softmax(ymax). Each training sample is presented twice (see :meth:`EPropNetwork.run_chunk`): every
+#: presentation tracks its running maximum ``ymax`` and the step ``peak`` where it was first reached
+#: (``n_step`` counts the steps since the presentation began); at the next sample start, before the
+#: reset, ``err`` and ``tstar`` take the finished presentation's error softmax(ymax) - target and
+#: its peak step, so that the second presentation of the same sample, on the same trajectory, learns
+#: from the signal err_k at step tstar_k only. (The first presentation's signal, from the sample
+#: before it, is never applied: its learning gate is off.) ``ymax`` advances in the 'start' slot, so
+#: that the softmax summed in the 'groups' slot sees the sample so far.
+READOUT_MAX_EQUATIONS = ("ymax : 1\npeak : 1\nn_step : 1\nZx : 1\nerr : 1\ntstar : 1\n"
+                         "px = exp(ymax) / Zx : 1\nat_peak = int(n_step == tstar) : 1\n")
+SOFTMAX_MAX_NORM = "Zx_post = exp(ymax_pre) : 1 (summed)"
+SYMMETRIC_MAX_SIGNAL = "L_pre = (w / unit_post) * err_post * at_peak_post : 1 (summed)\n"
+RANDOM_MAX_SIGNAL = "L_post = (b / unit_post) * err_pre * at_peak_pre : 1 (summed)\nb : volt"
+#: the first step of the maximum, as torch.max (clip: a maximum without cancellation against -1e30)
+ACCUMULATE_MAX_READOUT = ("n_step = n_step + 1\npeak = peak + (n_step - peak) * int(y / unit > ymax)\n"
+                          "ymax = clip(y / unit, ymax, 1e30)")
+FINISH_MAX = "err = px - target\ntstar = peak"
+RESET_MAX = "ymax = -1e30\npeak = 0\nn_step = 0"
+ACCUMULATE_MAX_GRADIENT = ELIGIBILITY + "grad = grad + L_post * ebar_v\n"
+ACCUMULATE_MAX_READOUT_GRADIENT = "grad = grad + err_post * at_peak_post * qv_pre / unit_post\n"
+MAX_LOSS = "ce = -target * log(px)"
+
 #: When each block runs: Brian2's ``when`` slot and the ``order`` within it. At every sample start
 #: the per-sample record is read first, then the update of the sample that just ended is applied
 #: (gated by its ``learn``), then every state goes back to rest. Within each step, in the 'start'
@@ -292,6 +325,7 @@ SCHEDULE = {
     "record_sample": ("start", -50),
     "count_update": ("start", -45),
     "apply_update": ("start", -40),
+    "finish_max": ("start", -35),
     "reset_neurons": ("start", -30),
     "reset_synapses": ("start", -29),
     "reset_readout": ("start", -28),
@@ -362,6 +396,9 @@ class EPropNetwork(ChunkedReplayNetwork):
         self.params, self.n_inputs, self.n_classes = params, n_inputs, n_classes
         self.dt, self.sample_duration, self.chunk_size = dt, sample_duration, chunk_size
         self.sample_steps = int(round(float(sample_duration / dt)))
+        if chunk_size < self.presentations:
+            raise ValueError(f"readout_reduction='max' presents each training sample twice in one run: chunk_size must "
+                             f"be at least 2, got {chunk_size}")
         self.unit = params.lif.v_threshold - params.lif.v_rest
         rng = np.random.default_rng(seed)
         n_h = params.n_hidden
@@ -429,15 +466,17 @@ class EPropNetwork(ChunkedReplayNetwork):
                            namespace=consts)
         hidden.lr, hidden.slope, hidden.gamma_pd = p.learning_rate, p.surrogate_slope, p.damping
         hidden.accumulate = 0.0
-        mean = p.readout_reduction == "mean"
-        readout = NeuronGroup(n_out, READOUT_EQUATIONS + (READOUT_MEAN_EQUATIONS if mean else ""), name="readout",
-                              namespace=consts)
+        mean, peak = p.readout_reduction == "mean", p.readout_reduction == "max"
+        readout = NeuronGroup(n_out, READOUT_EQUATIONS + (READOUT_MEAN_EQUATIONS if mean else "")
+                              + (READOUT_MAX_EQUATIONS if peak else ""), name="readout", namespace=consts)
         if mean:  # the softmax of an all-zero sum, so that the update at the first sample start is finite
             readout.Zm = n_out
+        if peak:
+            readout.Zx = n_out
         for group in (self.replay.group, hidden, readout):
             group.alpha_m, group.alpha_s, group.c_mv, group.unit = k.alpha_mem, k.alpha_syn, k.coupling, self.unit
-        norm = Synapses(readout, readout, SOFTMAX_MEAN_NORM if mean else SOFTMAX_NORM, name="softmax_norm",
-                        namespace=consts)
+        norm = Synapses(readout, readout, SOFTMAX_MEAN_NORM if mean else SOFTMAX_MAX_NORM if peak else SOFTMAX_NORM,
+                        name="softmax_norm", namespace=consts)
         norm.connect()
         plastic = []
         traces = {name: np.dtype(p.trace_dtype) for name in TRACES}
@@ -451,20 +490,20 @@ class EPropNetwork(ChunkedReplayNetwork):
             rec.connect(condition=None if p.self_connections else "i != j")
             plastic.append(rec)
         readout_model = READOUT_MODEL + ("" if p.feedback != "symmetric" else SYMMETRIC_MEAN_SIGNAL if mean
-                                         else SYMMETRIC_SIGNAL)
+                                         else SYMMETRIC_MAX_SIGNAL if peak else SYMMETRIC_SIGNAL)
         out = Synapses(hidden, readout, readout_model, on_pre=READOUT_ON_PRE, name="readout_synapses",
                        namespace=consts)
         out.connect()
         objects = [self.replay.group, hidden, readout, norm, *plastic, out]
         if p.feedback == "random":
-            signal = Synapses(readout, hidden, RANDOM_MEAN_SIGNAL if mean else RANDOM_SIGNAL, name="random_feedback",
-                              namespace=consts)
+            signal = Synapses(readout, hidden, RANDOM_MEAN_SIGNAL if mean else RANDOM_MAX_SIGNAL if peak else RANDOM_SIGNAL,
+                              name="random_feedback", namespace=consts)
             signal.connect()
             signal.b = self.feedback_.T.ravel() * volt  # synapse (k, j) holds B_jk
             objects.append(signal)
             self.signal = signal
         # Within the 'groups' slot the softmax normaliser must be summed before the learning signal.
-        norm.summed_updaters["Zm_post" if mean else "Z_post"].order = hidden.order - 10
+        norm.summed_updaters["Zm_post" if mean else "Zx_post" if peak else "Z_post"].order = hidden.order - 10
 
         ops = [_every_sample(hidden, COUNT_UPDATE, "count_update", t_sample)]
         if p.rate_penalty > 0:
@@ -480,14 +519,17 @@ class EPropNetwork(ChunkedReplayNetwork):
         ops.append(_every_sample(self.replay.group, RESET_INPUT, "reset_neurons", t_sample))
         ops += [_every_sample(syn, RESET_PLASTIC, "reset_synapses", t_sample) for syn in plastic]
         ops.append(_every_sample(out, RESET_READOUT_SYNAPSES, "reset_synapses", t_sample))
-        ops.append(_every_sample(readout, RESET_READOUT, "reset_readout", t_sample))
+        if peak:
+            ops.append(_every_sample(readout, FINISH_MAX, "finish_max", t_sample))
+        ops.append(_every_sample(readout, RESET_READOUT + ("\n" + RESET_MAX if peak else ""), "reset_readout",
+                                 t_sample))
         ops.append(_every_step(readout, ADVANCE_READOUT, "advance_filters"))
         ops.append(_every_step(hidden, ADVANCE_HIDDEN_FILTER, "advance_filters"))
         ops.append(_every_step(self.replay.group, DECAY_TRACE, "decay_traces"))
         ops.append(_every_step(hidden, DECAY_TRACE, "decay_traces"))
         if p.train_hidden:  # the learning-off control needs no eligibility (only its readout's gradient)
             ops.append(_every_step(hidden, PSEUDO_DERIVATIVE, "pseudo_derivative"))
-            step = ACCUMULATE_MEAN_GRADIENT if mean else ACCUMULATE_GRADIENT
+            step = ACCUMULATE_MEAN_GRADIENT if mean else ACCUMULATE_MAX_GRADIENT if peak else ACCUMULATE_GRADIENT
             if p.rate_penalty > 0:
                 step += ACCUMULATE_REGULARISER
             if p.update == "online":
@@ -497,12 +539,16 @@ class EPropNetwork(ChunkedReplayNetwork):
             ops.append(_every_step(out, ACCUMULATE_MEAN_READOUT_GRADIENT, "accumulate_gradient"))
             ops.append(_every_step(readout, ACCUMULATE_MEAN_READOUT, "accumulate_readout"))
             ops.append(_every_step(readout, MEAN_LOSS, "accumulate_gradient"))
+        elif peak:
+            ops.append(_every_step(out, ACCUMULATE_MAX_READOUT_GRADIENT, "accumulate_gradient"))
+            ops.append(_every_step(readout, ACCUMULATE_MAX_READOUT, "accumulate_readout"))
+            ops.append(_every_step(readout, MAX_LOSS, "accumulate_gradient"))
         else:
             out_step = ACCUMULATE_READOUT_GRADIENT + (ONLINE_READOUT_STEP if p.update == "online" else "")
             ops.append(_every_step(out, out_step, "accumulate_gradient"))
             ops.append(_every_step(readout, ACCUMULATE_LOSS, "accumulate_gradient"))
         when, order = SCHEDULE["record_sample"]
-        self.readout_monitor = StateMonitor(readout, ["ysum", "ce"], record=True, dt=t_sample, when=when,
+        self.readout_monitor = StateMonitor(readout, ["ymax" if peak else "ysum", "ce"], record=True, dt=t_sample, when=when,
                                             order=order)
         self.counter, counter_objects = BinnedCounter.attach(hidden, t_sample, 1)
         self.hidden, self.readout, self.plastic, self.out = hidden, readout, plastic, out
@@ -535,15 +581,41 @@ class EPropNetwork(ChunkedReplayNetwork):
         names = ["in", "rec"] if self.params.recurrent else ["in"]
         return list(zip(names, self.plastic)) + [("out", self.out)]
 
+    @property
+    def presentations(self) -> int:
+        """How many times a training sample runs: twice for the maximum-over-time loss (the first
+        presentation finds each class's peak step, the second learns there), else once."""
+        return 2 if self.params.readout_reduction == "max" else 1
+
+    def samples_per_run(self, learn: bool = False, **kwargs) -> int:
+        return self.chunk_size // self.presentations if learn else self.chunk_size
+
+    def run_chunk(self, samples: list[SpikeSample], results_subdir: str | None = None, learn: bool = False,
+                  **kwargs):
+        """Run up to :meth:`samples_per_run` samples; learning with the maximum-over-time loss, each
+        sample runs twice in a row, learning only in its second presentation (see
+        :data:`READOUT_MAX_EQUATIONS`), and the results are the second presentation's."""
+        if not learn or self.presentations == 1:
+            return super().run_chunk(samples, results_subdir, learn=learn, **kwargs)
+        if len(samples) > self.samples_per_run(learn=True):
+            raise ValueError(f"with readout_reduction='max' a chunk of {self.chunk_size} runs learns from at most "
+                             f"{self.samples_per_run(learn=True)} samples (each runs twice), got {len(samples)}")
+        twice = [sample for sample in samples for _ in range(2)]
+        result = super().run_chunk(twice, results_subdir, learn=True, **kwargs)
+        return {key: value if key == "gradient_sum" else value[1::2] for key, value in result.items()}
+
     def extra_run_args(self, samples: list[SpikeSample], learn: bool = False, probe: bool = False,
                        accumulate: bool = False, weights: dict | None = None) -> dict:
         """``probe``: step size 0 and fresh Adam moments (see :meth:`gradient`); ``accumulate``: sum
         the samples' gradients into ``gsum`` and change nothing (see :meth:`learn_batch`), at
-        ``weights`` (``{"w_in": ...}``, volt) when given, else at the current ones."""
+        ``weights`` (``{"w_in": ...}``, volt) when given, else at the current ones. Learning with
+        the maximum-over-time loss, ``samples`` holds each sample twice and only the second learns."""
         target = np.zeros((self.chunk_size + 1, self.n_classes))
         target[np.arange(len(samples)), [s.label for s in samples]] = 1.0
         gate = np.zeros(self.chunk_size + 1)
         gate[:len(samples)] = 1.0 if learn else 0.0
+        if learn and self.presentations == 2:
+            gate[:len(samples):2] = 0.0
         args = {self.target: target, self.gate: gate, self.hidden.adam_step: self.state_["adam_step"]}
         if probe:
             args[self.hidden.lr] = 0 * volt
@@ -568,9 +640,10 @@ class EPropNetwork(ChunkedReplayNetwork):
                 self.state_[f"m_{name}"] = self._from_synapses(name, syn.m[:] * volt)
                 self.state_[f"s2_{name}"] = self._from_synapses(name, syn.s2[:] * volt ** 2)
             self.state_["adam_step"] = float(np.asarray(self.hidden.adam_step[:]).ravel()[0])
-        ysum = np.asarray(self.readout_monitor.ysum)[:, 1:1 + n_samples].T
+        # the readout's sum over time, or its maximum with the maximum-over-time loss
+        logits = np.asarray(getattr(self.readout_monitor, "ymax" if self.presentations == 2 else "ysum"))
         ce = np.asarray(self.readout_monitor.ce)[:, 1:1 + n_samples].sum(axis=0)
-        return {"logits": ysum, "loss": ce, "counts": self.counter.counts(n_samples)[:, 0],
+        return {"logits": logits[:, 1:1 + n_samples].T, "loss": ce, "counts": self.counter.counts(n_samples)[:, 0],
                 **({"gradient_sum": gradients} if accumulate else {})}
 
     def learn_batch(self, samples: list[SpikeSample], workers: int = 1, pool=None) -> dict:
@@ -637,7 +710,7 @@ class EPropNetwork(ChunkedReplayNetwork):
 class EPropClassifier(BaseEstimator, ClassifierMixin):
     """scikit-learn face of e-prop: ``fit(X, y)`` compiles the network and learns online for
     ``epochs`` epochs (seeded order); ``predict`` gives the class with the largest time-averaged
-    readout. ``classes_`` are the labels seen in ``fit``; ``weights_`` the learned weights
+    readout (its largest maximum over time with ``readout_reduction='max'``). ``classes_`` are the labels seen in ``fit``; ``weights_`` the learned weights
     (``input``, ``recurrent``, ``output``) as Brian2 quantities in volt.
     """
 
@@ -657,7 +730,8 @@ class EPropClassifier(BaseEstimator, ClassifierMixin):
         # Room for chunks of later input twice as dense as the densest in X.
         self.network_ = EPropNetwork(self.params, self.n_inputs, len(self.classes_), dt=self.dt,
                                      sample_duration=self.sample_duration, chunk_size=self.chunk_size,
-                                     capacity=2 * chunk_capacity([samples], self.chunk_size, self.n_inputs),
+                                     capacity=2 * chunk_capacity([[s for s in samples for _ in range(2)]],
+                                                                 self.chunk_size, self.n_inputs),
                                      device_name=self.device, build_dir=Path(self.build_dir), seed=self.seed)
         for epoch in range(self.epochs):
             order = np.random.default_rng([self.seed, epoch]).permutation(len(samples))
@@ -666,7 +740,8 @@ class EPropClassifier(BaseEstimator, ClassifierMixin):
         return self
 
     def decision_function(self, X: list[SpikeSample]) -> np.ndarray:
-        """Time-summed readout per class, ``(sample, class)``."""
+        """Time-summed readout per class, ``(sample, class)`` (its maximum over time with
+        ``readout_reduction='max'``)."""
         unlabelled = [dataclasses.replace(sample, label=0) for sample in X]
         return self.network_.present(unlabelled, learn=False, workers=self.workers)["logits"]
 

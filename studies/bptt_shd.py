@@ -119,7 +119,7 @@ SPEC = RuleSpec(
         "tau_mem": Float("8 ms", "80 ms", log=True),
         "tau_syn": Float("1 ms", "15 ms", log=True),
         "n_hidden": Int(32, 256, log=True),  # network size budget: at most 256 hidden neurons
-        "readout_reduction": Choice("max", "mean", "per_step"),  # the loss (e-prop offers mean and per_step)
+        "readout_reduction": Choice("max", "mean", "per_step"),  # the loss, the same choices as e-prop's
     },
 )
 

@@ -293,6 +293,19 @@ def run_pairs(jobs: dict, config: CompareConfig) -> dict:
     return runs
 
 
+def _training_presentations(ds: xr.Dataset, sample_epochs: int) -> float:
+    """How many times a run presented training samples: its sample-epochs, times the presentations
+    per sample where a rule runs a sample more than once (STDP again while its layer is nearly
+    silent, per epoch; e-prop's maximum-over-time loss twice). NaN when unknown."""
+    if sample_epochs < 0:
+        return np.nan
+    if "presentations_per_sample" in ds and "train_samples" in ds and ds.presentations_per_sample.dims == ("epoch",):
+        return float(np.sum(ds.train_samples.values * ds.presentations_per_sample.values))
+    if "presentations_per_sample" in ds and ds.presentations_per_sample.dims == ("epoch",):
+        return float(sample_epochs * np.mean(ds.presentations_per_sample.values))
+    return float(sample_epochs * float(ds["train_presentations"].values) if "train_presentations" in ds else sample_epochs)
+
+
 def _dense_macs(ds: xr.Dataset) -> float:
     """MACs per inference of a non-spiking network of the same size on the run's own time grid: every
     weight of the network (a liquid's fixed reservoir too: ``network_weights`` where a run records
@@ -334,6 +347,7 @@ def combine(runs: dict[tuple[str, int], xr.Dataset], rules: list[str], seeds: li
     confusion = np.full((len(rules), n_classes, n_classes), -1, dtype=np.int64)
     correct = np.full((len(rules), len(seeds), n_test), -1, dtype=np.int8)
     sample_epochs = np.full((len(rules), len(seeds)), -1, dtype=np.int64)
+    presented = np.full((len(rules), len(seeds)), np.nan)  # training presentations (a sample may run more than once)
     test_labels = None
     for (rule, seed), ds in runs.items():
         r, k = rules.index(rule), seeds.index(seed)
@@ -347,6 +361,7 @@ def combine(runs: dict[tuple[str, int], xr.Dataset], rules: list[str], seeds: li
             sample_epochs[r, k] = int(ds.train_samples.sum())
         else:
             sample_epochs[r, k] = int(ds.attrs.get("n_train", 0)) * int(ds.sizes.get("epoch", 1))
+        presented[r, k] = _training_presentations(ds, sample_epochs[r, k])
         if "test_prediction" in ds:
             correct[r, k] = ds.test_prediction.values == ds.test_label.values
             if test_labels is not None and not np.array_equal(test_labels, ds.test_label.values):
@@ -372,10 +387,10 @@ def combine(runs: dict[tuple[str, int], xr.Dataset], rules: list[str], seeds: li
         # a learning-off control is its rule's network with learning switched off: the same size
         own = runs.get((rule[:-len(OFF)], seed), ds) if rule.endswith(OFF) else ds
         dense[rules.index(rule), seeds.index(seed)] = _dense_macs(own)
-    sample_epochs_f = np.where(sample_epochs >= 0, sample_epochs, np.nan).astype(float)
-    data["train_synaptic_events"] = (("rule", "seed"), sample_epochs_f * synops,
+    data["train_synaptic_events"] = (("rule", "seed"), presented * synops,
                                      {"units": "1", "long_name": "synaptic events of training, estimated: training "
-                                                                 "sample-epochs x synaptic events per inference (forward "
+                                                                 "presentations (sample-epochs, times each sample's "
+                                                                 "presentations) x synaptic events per inference (forward "
                                                                  "presentations only; no backward pass or weight update)"})
     data["operations_per_inference"] = (("rule", "seed"), synops + np.nan_to_num(macs),
                                         {"units": "1", "long_name": "operations per inference: synaptic events and "

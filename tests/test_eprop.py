@@ -38,7 +38,9 @@ def _gradients(build_dir, recurrent, seed=3, device="cpp_standalone", rate_penal
     cache = BuildCache(build_dir / "kept")
 
     def network(p):
-        return EPropNetwork(p, N_IN, N_OUT, dt=1 * ms, sample_duration=STEPS * ms, chunk_size=1, capacity=400,
+        # the maximum-over-time loss presents a training sample twice in one run
+        return EPropNetwork(p, N_IN, N_OUT, dt=1 * ms, sample_duration=STEPS * ms,
+                            chunk_size=2 if readout_reduction == "max" else 1, capacity=800,
                             device_name=device, build_dir=build_dir, seed=seed, cache=cache)
 
     net = network(params)
@@ -128,6 +130,60 @@ def test_mean_loss_gradient_equals_autograd(build_dir, recurrent, device):
         assert error < 1e-9, f"{name}: relative error {error}"
 
 
+@pytest.mark.parametrize("recurrent, device", [(False, "runtime"), (True, "cpp_standalone")])
+def test_max_loss_gradient_equals_autograd(build_dir, recurrent, device):
+    """``readout_reduction='max'``, the cross-entropy of each class's maximum over time (the BPTT
+    baseline's default), learns in a second presentation of the sample from the signal at each
+    class's peak step, found in the first. Its gradient is autograd's of the baseline's 'max' loss
+    (whose gradient flows through the step of each maximum only), rate regulariser included:
+    exactly without recurrence, and with recurrence once the recurrent spikes are kept out of the
+    gradient (e-prop's approximation)."""
+    eprop, exact, _ = _gradients(build_dir, recurrent=recurrent, rate_penalty=2e-3, detach_recurrent=recurrent,
+                                 trace_dtype="float64", readout_reduction="max", device=device)
+    for name in ("in", "rec", "out") if recurrent else ("in", "out"):
+        assert np.abs(exact[name]).max() > 0, name
+        error = np.abs(eprop[name] - exact[name]).max() / np.abs(exact[name]).max()
+        assert error < 1e-9, f"{name}: relative error {error}"
+
+
+def test_max_loss_learns_from_each_samples_own_peaks(build_dir):
+    """With the maximum-over-time loss, a run of two samples (four presentations) sums the same
+    gradients as the two samples run one by one: each sample's second presentation learns from its
+    own first presentation's peaks, and nothing carries over from the sample before it. The logits
+    are each class's maximum over time and the loss is their cross-entropy. Random feedback here (the
+    symmetric signal is checked against autograd above)."""
+    from models.engine.replay import ChunkedReplayNetwork
+
+    rng = np.random.default_rng(6)
+    samples = [preprocess(SpikeSample(rng.integers(0, N_IN, 250), rng.uniform(0, 0.12, 250) * second, k + 1),
+                          Preprocessing(duration=STEPS * ms, dt=1 * ms)) for k in range(2)]
+    params = EPropParams(n_hidden=8, weight_scale=15.0, rate_penalty=1e-3, feedback="random", trace_dtype="float64",
+                         readout_reduction="max")
+    with pytest.raises(ValueError, match="chunk_size must be at least 2"):
+        EPropNetwork(params, N_IN, N_OUT, dt=1 * ms, sample_duration=STEPS * ms, chunk_size=1, capacity=800,
+                     device_name="runtime", build_dir=build_dir, seed=2)
+    net = EPropNetwork(params, N_IN, N_OUT, dt=1 * ms, sample_duration=STEPS * ms, chunk_size=4, capacity=800,
+                       device_name="runtime", build_dir=build_dir, seed=2)
+    try:
+        singles = [net.gradient(sample) for sample in samples]
+        weights = {k: v for k, v in net.state_.items() if k.startswith("w_")}
+        parts = ChunkedReplayNetwork.present(net, samples, learn=True, accumulate=True, weights=weights)
+        tested = net.present(samples, learn=False)
+    finally:
+        devices.reset_brian()
+    assert len(parts) == 1  # a run of 4 presentations holds both samples
+    for name in singles[0]:
+        together = parts[0]["gradient_sum"][name]
+        expected = singles[0][name] + singles[1][name]
+        assert np.isfinite(together).all() and np.abs(expected).max() > 0, name
+        np.testing.assert_allclose(together, expected, rtol=1e-9, atol=1e-12 * np.abs(expected).max(), err_msg=name)
+    peak = parts[0]["logits"]
+    np.testing.assert_allclose(tested["logits"], peak, rtol=1e-12)  # the same maxima without learning
+    cross_entropy = np.log(np.exp(peak).sum(axis=1)) - peak[np.arange(2), [s.label for s in samples]]
+    np.testing.assert_allclose(parts[0]["loss"], cross_entropy, rtol=1e-9)
+    np.testing.assert_allclose(tested["loss"], cross_entropy, rtol=1e-9)
+
+
 def test_mean_loss_applies_each_samples_signal_at_its_own_end(build_dir):
     """With the mean loss, a chunk of two samples sums the same gradients as the two samples run one
     by one (so each sample's signal meets its own eligibility, and nothing carries over into the next
@@ -159,10 +215,11 @@ def test_mean_loss_applies_each_samples_signal_at_its_own_end(build_dir):
 
 
 def test_mean_loss_needs_the_sample_update():
-    with pytest.raises(ValueError, match="needs update='sample'"):
-        EPropParams(readout_reduction="mean", update="online")
+    for reduction in ("mean", "max"):
+        with pytest.raises(ValueError, match="needs update='sample'"):
+            EPropParams(readout_reduction=reduction, update="online")
     with pytest.raises(ValueError, match="readout_reduction must be"):
-        EPropParams(readout_reduction="max")
+        EPropParams(readout_reduction="last")
 
 
 def test_online_update_steps_along_the_sample_gradient(build_dir):
@@ -300,18 +357,35 @@ def test_the_time_budget_ends_an_epoch_at_a_checkpoint_and_a_resumed_run_stops_t
         np.testing.assert_array_equal(whole[name].values, resumed[name].values, err_msg=name)
 
 
-def test_a_sample_budget_ends_training_inside_an_epoch(tmp_path):
+@pytest.mark.parametrize("loss", ["per_step", "max"])
+def test_a_sample_budget_ends_training_inside_an_epoch(tmp_path, loss):
     """What a search's wall-time cap becomes in its best configuration: training stops after exactly
-    this many samples, inside an epoch (a chunk cut short), and the run is scored there."""
+    this many samples, inside an epoch (a chunk cut short), and the run is scored there. With the
+    maximum-over-time loss a run of 6 presentations learns from 3 samples, each presented twice,
+    which the results record."""
     from studies import eprop_shd
 
     argv = ["--dataset", "synthetic", "--n-train", "24", "--n-test", "10", "--duration", "50ms", "--n-hidden", "8",
-            "--chunk-size", "6", "--epochs", "3", "--workers", "1", "--device", "runtime", "--max-train-samples", "31"]
-    ds = xr.load_dataset(eprop_shd.main(argv + ["--out", str(tmp_path)]))
+            "--chunk-size", "6", "--epochs", "3", "--workers", "1", "--device", "runtime", "--readout-reduction", loss,
+            "--max-train-samples", "31"]
+    runs = []
+    original = EPropNetwork.run_chunk
+
+    def counted(self, samples, **kwargs):
+        runs.append((len(samples), kwargs.get("learn", False)))
+        return original(self, samples, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(EPropNetwork, "run_chunk", counted)
+        ds = xr.load_dataset(eprop_shd.main(argv + ["--out", str(tmp_path)]))
     n_train = int(ds.n_train)
     assert 31 - n_train < n_train and ds.train_samples.values.tolist() == [n_train, 31 - n_train], ds.train_samples.values
-    with pytest.raises(ValueError, match="max_train_samples must be at least 1"):
-        eprop_shd.main(argv[:-1] + ["0", "--out", str(tmp_path / "zero")])
+    assert int(ds.train_presentations) == (2 if loss == "max" else 1)
+    assert max(n for n, learn in runs if learn) == (3 if loss == "max" else 6)
+    assert ("maximum" in ds.train_loss.long_name) == (loss == "max")
+    if loss == "per_step":
+        with pytest.raises(ValueError, match="max_train_samples must be at least 1"):
+            eprop_shd.main(argv[:-1] + ["0", "--out", str(tmp_path / "zero")])
 
 
 @pytest.mark.slow

@@ -171,6 +171,11 @@ class ChunkedReplayNetwork:
     def extra_run_args(self, samples: list[SpikeSample], **kwargs) -> dict:
         return {}
 
+    def samples_per_run(self, **kwargs) -> int:
+        """How many samples one :meth:`run_chunk` with these keyword arguments takes: ``chunk_size``,
+        unless a subclass presents a sample more than once (e-prop's maximum-over-time loss)."""
+        return self.chunk_size
+
     def collect(self, n_samples: int, **kwargs):
         raise NotImplementedError
 
@@ -224,7 +229,8 @@ class ChunkedReplayNetwork:
         instead of forking a new one, for chunks whose keyword arguments carry everything that changed
         since the pool opened. ``on_chunk(index)`` is called after each chunk, in order.
         """
-        chunks = [samples[i:i + self.chunk_size] for i in range(0, len(samples), self.chunk_size)]
+        size = self.samples_per_run(**kwargs)
+        chunks = [samples[i:i + size] for i in range(0, len(samples), size)]
         bar = tqdm(total=len(samples), desc=progress, disable=progress is None, unit="sample",
                    initial=sum(len(c) for c in chunks[:start_chunk]))
         pending = list(range(start_chunk, len(chunks)))
