@@ -53,7 +53,8 @@ METHODS = {
               "('per_step'), of the readout's mean over time ('mean': one learning signal per sample, "
               "$\\Delta w_{ji} \\propto -L_j \\sum_t \\bar e_{ji}(t)$), or of each class's maximum over time ('max': "
               "the sample runs twice, the first presentation finding each class's peak step $t^*_k$, the second learning "
-              "from $L_j(t) = \\sum_k W^\\mathrm{out}_{kj}(\\hat\\pi_k - \\pi^*_k)[t = t^*_k]$); a tuned choice, plus "
+              "from $L_j(t) = \\sum_k W^\\mathrm{out}_{kj}(\\hat\\pi_k - \\pi^*_k)[t = t^*_k]$, so not online: the sample is kept "
+              "and run again). The loss is a tuned choice; to it is added "
               "$\\lambda \\frac{1}{N}\\sum_j (r_j - r_0)^2$ on the hidden rates: the same three losses and rate term as "
               "the BPTT baseline's (tested: without recurrence the gradients agree with autograd's to 1e-6).",
               "the project's current-based LIF (reset to $v_\\mathrm{reset}$, no adaptation); the pseudo-derivative "

@@ -361,21 +361,29 @@ def _every_step(group, code: str, block: str):
     return group.run_regularly(code, when=when, order=order)
 
 
-def learning_state_bytes(params: EPropParams, n_inputs: int) -> dict[str, int]:
+def learning_state_bytes(params: EPropParams, n_inputs: int, n_classes: int = 0,
+                         sample_spikes: int = 0) -> dict[str, int]:
     """What e-prop keeps in order to learn, from the sizes: per plastic synapse the eligibility trace
     and its two readout filters (``eps``, ``ebar_I``, ``ebar_v``, in ``trace_dtype``); per input the
     filtered spike train ``pI``; per hidden neuron ``pI``, its readout filter ``qv``, the learning
     signal ``L``, the pseudo-derivative ``psi`` and the rate error. Independent of the sample's length (BPTT's grows with
-    it). With ``train_hidden`` off only the readout learns, from the hidden ``pI`` and its filter ``qv``.
-    Per-neuron values are float64."""
+    it), except with the maximum-over-time loss, which presents each sample twice: it keeps the sample's
+    input spikes to present them again (``sample_spikes``, the largest training sample's, 8 bytes each: a
+    unit index and a step) and, per class (``n_classes``), the running maximum, its step, the error and
+    the peak step. With ``train_hidden`` off only the readout learns, from the hidden ``pI`` and its
+    filter ``qv``. Per-neuron values are float64."""
     n_hidden = params.n_hidden
+    replay = {}
+    if params.readout_reduction == "max":
+        replay = {"the sample's input spikes, kept to present it again (maximum over time)": 8 * int(sample_spikes),
+                  "per class: maximum, its step, error and peak step (maximum over time)": 8 * 4 * int(n_classes)}
     if not params.train_hidden:
-        return {"filtered hidden spikes and their readout filter, two per hidden neuron": 8 * 2 * n_hidden}
+        return {"filtered hidden spikes and their readout filter, two per hidden neuron": 8 * 2 * n_hidden, **replay}
     synapses = n_inputs * n_hidden
     if params.recurrent:
         synapses += n_hidden * n_hidden - (0 if params.self_connections else n_hidden)
     return {"eligibility traces, three per plastic synapse": np.dtype(params.trace_dtype).itemsize * 3 * synapses,
-            "traces per neuron (one per input, five per hidden neuron)": 8 * (n_inputs + 5 * n_hidden)}
+            "traces per neuron (one per input, five per hidden neuron)": 8 * (n_inputs + 5 * n_hidden), **replay}
 
 
 class EPropNetwork(ChunkedReplayNetwork):

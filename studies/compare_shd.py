@@ -299,10 +299,12 @@ def _training_presentations(ds: xr.Dataset, sample_epochs: int) -> float:
     silent, per epoch; e-prop's maximum-over-time loss twice). NaN when unknown."""
     if sample_epochs < 0:
         return np.nan
-    if "presentations_per_sample" in ds and "train_samples" in ds and ds.presentations_per_sample.dims == ("epoch",):
-        return float(np.sum(ds.train_samples.values * ds.presentations_per_sample.values))
     if "presentations_per_sample" in ds and ds.presentations_per_sample.dims == ("epoch",):
-        return float(sample_epochs * np.mean(ds.presentations_per_sample.values))
+        # NaN: an epoch that presented nothing to learn from (STDP frozen), its readout's single pass
+        per_sample = np.nan_to_num(np.asarray(ds.presentations_per_sample.values, dtype=float), nan=1.0)
+        if "train_samples" in ds:
+            return float(np.sum(ds.train_samples.values * per_sample))
+        return float(sample_epochs * np.mean(per_sample))
     return float(sample_epochs * float(ds["train_presentations"].values) if "train_presentations" in ds else sample_epochs)
 
 

@@ -5,7 +5,9 @@
 Trains input, recurrent and readout weights with e-prop (one compiled binary for every chunk of
 samples; Adam after each sample, or a gradient step every time step with ``--update online``),
 checkpoints after every chunk, picks the epoch with the best validation accuracy and reports the
-test accuracy there. The readout's decision is the class with the largest time-averaged output.
+test accuracy there. The readout's decision is the class with the largest time-averaged output (the
+largest maximum over time with ``--readout-reduction max``, which presents each training sample twice:
+the update needs the peak steps of the whole sample, so it is not online).
 
 Mini-batches (``--batch-size N``) are data-parallel: their chunks run at once in ``--workers``
 forked processes, or on a Dask cluster (``--scheduler ADDRESS``, ``--local-cluster N``), whose
@@ -58,7 +60,7 @@ class EPropStudyConfig:
     epochs: int = 5  # passes over the training set
     max_train_seconds: float | None = None  # stop training at the first checkpoint (chunk or mini-batch) past this wall time, then score; none: no cap
     max_train_samples: int | None = None  # stop training once it learned from this many samples (over all epochs), then score; none: no cap
-    chunk_size: int = 100  # most samples per run of the binary (balanced to the set sizes)
+    chunk_size: int = 100  # most presentations per run of the binary (balanced to the set sizes): samples, or with readout_reduction='max' twice the training samples
     workers: int = 2  # processes for evaluation chunks, and the chunks a mini-batch (params.batch_size > 1) is split into (on a Dask cluster: its workers)
     scheduler: str | None = dataclasses.field(default=None, metadata={"identity": False})  # run a mini-batch's chunks, and evaluation's, on the Dask scheduler at this address
     local_cluster: int | None = dataclasses.field(default=None, metadata={"identity": False})  # run them on an in-process Dask LocalCluster of this many workers instead
@@ -82,12 +84,14 @@ def run(config: EPropStudyConfig, cache: BuildCache | None = None) -> xr.Dataset
     splits = job.load_splits(config.input)
     y_train, y_val = splits.train.labels, splits.val.labels
     state = job.load_checkpoint()
-    # the maximum-over-time loss runs each training sample twice in a row (see EPropNetwork.run_chunk)
+    # the maximum-over-time loss runs each training sample twice in a row (see EPropNetwork.run_chunk),
+    # so a run that learns holds half as many samples: chunk_size counts presentations, an even number
     twice = 2 if p.readout_reduction == "max" else 1
     if p.batch_size > 1:  # a mini-batch is split into one equal chunk per worker, run at once
-        chunk_size = twice * min(config.chunk_size, -(-p.batch_size // max(config.workers, 1)))
+        chunk_size = min(config.chunk_size, twice * -(-p.batch_size // max(config.workers, 1)))
     else:
-        chunk_size = max(balanced_chunk_size([len(splits.train), len(splits.val), job.n_test], config.chunk_size), twice)
+        chunk_size = balanced_chunk_size([twice * len(splits.train), len(splits.val), job.n_test], config.chunk_size)
+    chunk_size = max(chunk_size - chunk_size % twice, twice)
     presented = [sample for sample in splits.train.samples for _ in range(twice)]
     capacity = chunk_capacity([presented, splits.val.samples, splits.test.samples], chunk_size, splits.n_channels)
     keys = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "epoch_seconds", "train_samples")
@@ -213,7 +217,8 @@ def run(config: EPropStudyConfig, cache: BuildCache | None = None) -> xr.Dataset
                                                               "loss finds each class's peak step, then learns there)"),
             "wall_seconds": results.scalar(job.elapsed, "s", "wall time of this invocation"),
             **results.memory_vars(binary_mib),
-            **results.learning_state_vars(learning_state_bytes(p, splits.n_channels)),
+            **results.learning_state_vars(learning_state_bytes(
+                p, splits.n_channels, splits.n_classes, max((len(s.units) for s in splits.train.samples), default=0))),
         },
         coords={"epoch": np.arange(1, len(history["val_accuracy"]) + 1)},
     )

@@ -361,8 +361,8 @@ def test_the_time_budget_ends_an_epoch_at_a_checkpoint_and_a_resumed_run_stops_t
 def test_a_sample_budget_ends_training_inside_an_epoch(tmp_path, loss):
     """What a search's wall-time cap becomes in its best configuration: training stops after exactly
     this many samples, inside an epoch (a chunk cut short), and the run is scored there. With the
-    maximum-over-time loss a run of 6 presentations learns from 3 samples, each presented twice,
-    which the results record."""
+    maximum-over-time loss a run learns from half as many samples as it holds presentations, each
+    presented twice, which the results record."""
     from studies import eprop_shd
 
     argv = ["--dataset", "synthetic", "--n-train", "24", "--n-test", "10", "--duration", "50ms", "--n-hidden", "8",
@@ -381,7 +381,9 @@ def test_a_sample_budget_ends_training_inside_an_epoch(tmp_path, loss):
     n_train = int(ds.n_train)
     assert 31 - n_train < n_train and ds.train_samples.values.tolist() == [n_train, 31 - n_train], ds.train_samples.values
     assert int(ds.train_presentations) == (2 if loss == "max" else 1)
-    assert max(n for n, learn in runs if learn) == (3 if loss == "max" else 6)
+    twice = 2 if loss == "max" else 1  # a run holds chunk_size presentations (at most 6, an even number for 'max')
+    assert int(ds.chunk_size) <= 6 and int(ds.chunk_size) % twice == 0
+    assert max(n for n, learn in runs if learn) == int(ds.chunk_size) // twice
     assert ("maximum" in ds.train_loss.long_name) == (loss == "max")
     if loss == "per_step":
         with pytest.raises(ValueError, match="max_train_samples must be at least 1"):

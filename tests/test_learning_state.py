@@ -74,6 +74,26 @@ def test_eprop_state_counts_the_traces_of_the_built_network(tmp_path, self_conne
     assert eprop.learning_state_bytes(params, 2 * n_in) != parts, "more inputs, more traces"
 
 
+def test_eprop_state_with_the_maximum_over_time_counts_the_replayed_sample_and_the_per_class_peaks(tmp_path):
+    """The maximum-over-time loss presents each training sample twice, so it keeps the sample's input
+    spikes (8 bytes each) and, per class, the readout's running maximum, its step, the error and the peak
+    step: the state grows with the sample's length again, as BPTT's does, if far more slowly."""
+    n_in, n_out = 12, 3
+    params = eprop.EPropParams(n_hidden=7, readout_reduction="max")
+    net = eprop.EPropNetwork(params, n_in, n_out, dt=1 * ms, sample_duration=50 * ms, chunk_size=2, capacity=200,
+                             device_name="runtime", build_dir=tmp_path, seed=0)
+    try:
+        per_class = sum(len(getattr(net.readout, name)[:]) for name in ("ymax", "peak", "err", "tstar"))
+    finally:
+        devices.reset_brian()
+    parts = eprop.learning_state_bytes(params, n_in, n_out, sample_spikes=300)
+    per_step = eprop.learning_state_bytes(eprop.EPropParams(n_hidden=7), n_in, n_out, sample_spikes=300)
+    extra = {k: v for k, v in parts.items() if k not in per_step}
+    assert extra == {"the sample's input spikes, kept to present it again (maximum over time)": 8 * 300,
+                     "per class: maximum, its step, error and peak step (maximum over time)": 8 * per_class}
+    assert per_class == 4 * n_out
+
+
 @pytest.mark.parametrize("max_delay", [0 * ms, 5 * ms])
 def test_stdp_state_counts_the_traces_of_the_built_network(tmp_path, max_delay):
     n_in = 15
