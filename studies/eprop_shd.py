@@ -92,6 +92,8 @@ def run(config: EPropStudyConfig, cache: BuildCache | None = None) -> xr.Dataset
     else:
         chunk_size = balanced_chunk_size([twice * len(splits.train), len(splits.val), job.n_test], config.chunk_size)
     chunk_size = max(chunk_size - chunk_size % twice, twice)
+    if state is not None and "chunk_size" in state:  # a resumed run goes on in the chunks it began with (the
+        chunk_size = int(state["chunk_size"])        # test subset's size, which a trial ignores, may differ)
     presented = [sample for sample in splits.train.samples for _ in range(twice)]
     capacity = chunk_capacity([presented, splits.val.samples, splits.test.samples], chunk_size, splits.n_channels)
     keys = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "epoch_seconds", "train_samples")
@@ -122,7 +124,7 @@ def run(config: EPropStudyConfig, cache: BuildCache | None = None) -> xr.Dataset
             job.restored_epochs(history["val_accuracy"], history["train_samples"])
 
         def save(epoch_, chunk_, seconds_=0.0):
-            arrays = dict(epoch=epoch_, chunk=chunk_, partial_seconds=seconds_, partial_loss=partial["loss"],
+            arrays = dict(epoch=epoch_, chunk=chunk_, chunk_size=chunk_size, partial_seconds=seconds_, partial_loss=partial["loss"],
                           partial_correct=partial["correct"], **{f"history_{k}": v for k, v in history.items()},
                           **{f"state_{k}": v for k, v in net.state_.items()})
             if best is not None:

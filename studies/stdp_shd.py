@@ -93,6 +93,8 @@ def run(config: STDPStudyConfig, cache: BuildCache | None = None) -> xr.Dataset:
     workers = config.workers
 
     chunk_size = balanced_chunk_size([len(splits.train), len(splits.val), job.n_test], config.chunk_size)
+    if state is not None and "chunk_size" in state:  # a resumed run goes on in the chunks it began with (the
+        chunk_size = int(state["chunk_size"])        # test subset's size, which a trial ignores, may differ)
     capacity = chunk_capacity([d.samples for d in sets.values()], chunk_size, n_in)
     with job.build_folder() as build_dir:
         net = STDPNetwork(config.params, n_in, sample_duration=config.input.duration, dt=config.input.dt,
@@ -131,8 +133,8 @@ def run(config: STDPStudyConfig, cache: BuildCache | None = None) -> xr.Dataset:
             job.restored_epochs(history["val_logistic"])
 
         def save(epoch_, chunk_, elapsed_):
-            arrays = dict(weights=net.weights_, theta=net.theta_ / volt, epoch=epoch_,
-                          chunk=chunk_, elapsed=elapsed_, **{f"history_{k}": v for k, v in history.items()})
+            arrays = dict(weights=net.weights_, theta=net.theta_ / volt, epoch=epoch_, chunk=chunk_,
+                          chunk_size=chunk_size, elapsed=elapsed_, **{f"history_{k}": v for k, v in history.items()})
             if best is not None:
                 arrays.update({f"best_{k}": v for k, v in best.items()})
             job.save_checkpoint(**arrays)

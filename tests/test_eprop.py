@@ -502,3 +502,39 @@ def test_mini_batches_on_a_dask_cluster_give_the_weights_of_one_process(build_di
     for key, value in serial.items():
         np.testing.assert_allclose(remote[key], value, rtol=1e-12, atol=0, err_msg=key)
     np.testing.assert_allclose(remote_logits, serial_logits, rtol=1e-12, atol=0)
+
+
+def test_a_trial_resumed_with_another_test_subset_goes_on_in_its_own_chunks(tmp_path, monkeypatch):
+    """A trial's checkpoint does not depend on the test subset it never sees, but chunk sizes are balanced
+    on it (so that a trial trains in the full run's chunks): a trial killed inside an epoch and resumed
+    with another test subset goes on in the chunks it began with, and ends as the uninterrupted trial."""
+    from studies import eprop_shd
+    from studies.config import build_parser, config_from_args
+
+    def trial(n_test, out, resume=False):
+        args = build_parser(eprop_shd.EPropStudyConfig, "eprop").parse_args(
+            ["--dataset", "synthetic", "--n-train", "24", "--n-test", str(n_test), "--device", "runtime",
+             "--duration", "50ms", "--n-hidden", "8", "--epochs", "1", "--workers", "1", "--chunk-size", "8",
+             "--out", str(out)])
+        config = config_from_args(eprop_shd.EPropStudyConfig, args)
+        return eprop_shd.run(dataclasses.replace(config, run=dataclasses.replace(
+            config.run, validation_only=True, resume=resume)))
+
+    whole = trial(10, tmp_path / "whole")
+    original, calls = EPropNetwork.run_chunk, {"n": 0}
+
+    def dies(self, samples, **kwargs):
+        calls["n"] += kwargs.get("learn", False)
+        if calls["n"] == 2:  # the second chunk, after the first was saved
+            raise KeyboardInterrupt
+        return original(self, samples, **kwargs)
+
+    monkeypatch.setattr(EPropNetwork, "run_chunk", dies)
+    with pytest.raises(KeyboardInterrupt):
+        trial(10, tmp_path / "killed")  # chunks of 6: 22 training, 2 validation and 10 test samples
+    monkeypatch.setattr(EPropNetwork, "run_chunk", original)
+    resumed = trial(2, tmp_path / "killed", resume=True)  # alone, 2 test samples would balance to chunks of 8
+    assert int(resumed.train_samples.sum()) == int(whole.train_samples.sum()) == 22
+    assert "train_accuracy" in whole and "val_accuracy" in whole
+    for name in ("train_accuracy", "val_accuracy"):
+        np.testing.assert_array_equal(resumed[name].values, whole[name].values, err_msg=name)
