@@ -99,7 +99,7 @@ class CompareConfig:
     dt: Quantity = const(1 * ms)  # time step of every rule
     duration: Quantity = const(1 * second)  # sample length of every rule
     pool: int = 1  # neighbouring input channels summed into one, for every rule
-    n_bins: int = 10  # time bins of the count features (STDP, LSM, the control)
+    n_bins: int = 10  # time bins of the networks' count features (STDP, LSM; the control chooses its own on validation)
     device: str = dataclasses.field(default="cpp_standalone", metadata={"choices": DEVICES})  # Brian2 device of the Brian2 rules
     workers: int = 2  # processes for Brian2 evaluation
     set: tuple[str, ...] = ()  # one rule's option, RULE.NAME=VALUE (e.g. eprop.epochs=3), over its budget
@@ -120,7 +120,7 @@ def rule_configs(config: CompareConfig, seed: int) -> dict[str, object]:
     for rule in config.rules:
         spec = registry.get(rule)
         names = leaves(spec.config)
-        shared = {name: getattr(config, name) for name in SHARED if name in names}
+        shared = {name: getattr(config, name) for name in SHARED if name in names and name not in spec.chosen_on_validation}
         shared.update({f.name: getattr(config.lif, f.name) for f in dataclasses.fields(config.lif) if f.name in names})
         run = dataclasses.replace(config.run, seed=seed, out=Path(config.run.out) / "runs", split=default_split(config))
         study = dataclasses.replace(spec.config(), run=run)

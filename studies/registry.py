@@ -44,6 +44,7 @@ class RuleSpec:
     search_space: dict = field(default_factory=dict)  # tuning search space ({flat name: range from studies.space})
     ablation: dict = field(default_factory=dict)  # options that switch learning off, same readout (the comparison's learning-off control); empty: none
     extendable: tuple[str, ...] = ()  # options a finished run can be resumed with a larger value of ('epochs'); its final state is kept beside its results
+    chosen_on_validation: tuple[str, ...] = ()  # options the run itself chooses on validation when left unset: a comparison's shared value does not fix them (--set or a search's trial does)
 
     def __post_init__(self):
         if self.locality not in LOCALITIES:

@@ -30,11 +30,11 @@ VARIABLES = {
                       "input_spikes_per_sample", "spikes_per_sample", "synaptic_operations_per_sample",
                       "trainable_parameters", "confusion", "weights", "test_counts", "test_label"),
     "bptt": CLASSIFIER + ("learning_state",),
-    "eprop": BRIAN2 + CLASSIFIER + ("val_loss", "learning_state"),
+    "eprop": BRIAN2 + CLASSIFIER + ("val_loss", "learning_state", "train_presentations"),
     "lsm": BRIAN2 + ("learning_state", "network_weights", "test_accuracy_control", "val_accuracy_control", "neurons_used", "readout_C", "reservoir_rate",
                      "silent_fraction", "spikes_per_sample", "synaptic_operations_per_sample", "extraction_seconds",
                      "train_seconds", "samples_per_second", "test_counts"),
-    "counts": ("learning_state", "train_seconds", "wall_seconds", "trainable_parameters", "input_spikes_per_sample", "spikes_per_sample",
+    "counts": ("learning_state", "n_bins", "val_accuracy_per_n_bins", "train_seconds", "wall_seconds", "trainable_parameters", "input_spikes_per_sample", "spikes_per_sample",
                "synaptic_operations_per_sample"),
     "summary": ("spikes_per_sample", "active_channels", "channel_rate", "raster_unit", "raster_time", "raster_class",
                 "count_readout_accuracy"),
@@ -63,6 +63,7 @@ ATTRIBUTES = {
 JSON_ATTRIBUTES = ("config", "package_versions", "class_names", "preprocessing", "lif", "runs", "base_config",
                    "search_space", "fixed_options", "best_params")
 WHOLE_NUMBERS = ("epoch", "seed", "trial", "best_epoch", "trainable_parameters", "chunk_size", "reused_binary",
+                 "n_bins_option", "train_presentations",
                  "control_binned_counts_bins", "control_bptt_epochs", "n_train", "n_val", "n_test", "n_channels",
                  "n_classes", "failed_points", "n_trials", "n_complete", "n_pruned", "n_failed", "n_interrupted",
                  "best_trial")
