@@ -74,7 +74,9 @@ METHODS = {
              "deviation weight_scale / sqrt(fan-in) for input and readout alike (half for recurrent), one tuning "
              "parameter rather than the SpyTorch tutorials' scale tied to their neuron's decay per step."),
     "counts": ("Control: logistic readout of the input's own time-binned spike counts (no network)",
-               "no network; the readout minimises the regularised logistic loss.", ""),
+               "no network; the readout minimises the regularised logistic loss; the number of equal time bins is "
+               "chosen on validation among 1 to 200 (ties to fewer), unless a search's trial or `--set` fixed it "
+               "(the run's file records the choice and each option's validation accuracy).", ""),
 }
 
 
