@@ -146,24 +146,30 @@ def test_max_loss_gradient_equals_autograd(build_dir, recurrent, device):
         assert error < 1e-9, f"{name}: relative error {error}"
 
 
-def test_max_loss_learns_from_each_samples_own_peaks(build_dir):
-    """With the maximum-over-time loss, a run of two samples (four presentations) sums the same
-    gradients as the two samples run one by one: each sample's second presentation learns from its
-    own first presentation's peaks, and nothing carries over from the sample before it. The logits
-    are each class's maximum over time and the loss is their cross-entropy. Random feedback here (the
-    symmetric signal is checked against autograd above)."""
+@pytest.mark.parametrize("loss", ["mean", "max"])
+def test_a_loss_known_at_the_end_applies_each_samples_signal_to_that_sample(build_dir, loss):
+    """With a loss whose signal is known only at the sample's end, a run of two samples sums the same
+    gradients as the two samples run one by one, so each sample's signal meets its own eligibility and
+    nothing carries over into the next sample. The mean loss multiplies each synapse's summed trace by
+    the signal at the end; the maximum over time presents each sample twice (a run of 4 presentations
+    holds both), the second presentation learning from the first one's peaks. The loss recorded is the
+    cross-entropy of the readout's mean, or of each class's maximum (the same without learning). Random
+    feedback here (the symmetric signal is checked against autograd above): its signal must be finite
+    and nonzero too."""
     from models.engine.replay import ChunkedReplayNetwork
 
     rng = np.random.default_rng(6)
     samples = [preprocess(SpikeSample(rng.integers(0, N_IN, 250), rng.uniform(0, 0.12, 250) * second, k + 1),
                           Preprocessing(duration=STEPS * ms, dt=1 * ms)) for k in range(2)]
     params = EPropParams(n_hidden=8, weight_scale=15.0, rate_penalty=1e-3, feedback="random", trace_dtype="float64",
-                         readout_reduction="max")
-    with pytest.raises(ValueError, match="chunk_size must be at least 2"):
-        EPropNetwork(params, N_IN, N_OUT, dt=1 * ms, sample_duration=STEPS * ms, chunk_size=1, capacity=800,
-                     device_name="runtime", build_dir=build_dir, seed=2)
-    net = EPropNetwork(params, N_IN, N_OUT, dt=1 * ms, sample_duration=STEPS * ms, chunk_size=4, capacity=800,
-                       device_name="runtime", build_dir=build_dir, seed=2)
+                         readout_reduction=loss)
+    twice = 2 if loss == "max" else 1
+    if loss == "max":
+        with pytest.raises(ValueError, match="chunk_size must be at least 2"):
+            EPropNetwork(params, N_IN, N_OUT, dt=1 * ms, sample_duration=STEPS * ms, chunk_size=1, capacity=800,
+                         device_name="runtime", build_dir=build_dir, seed=2)
+    net = EPropNetwork(params, N_IN, N_OUT, dt=1 * ms, sample_duration=STEPS * ms, chunk_size=2 * twice,
+                       capacity=400 * twice, device_name="runtime", build_dir=build_dir, seed=2)
     try:
         singles = [net.gradient(sample) for sample in samples]
         weights = {k: v for k, v in net.state_.items() if k.startswith("w_")}
@@ -171,47 +177,17 @@ def test_max_loss_learns_from_each_samples_own_peaks(build_dir):
         tested = net.present(samples, learn=False)
     finally:
         devices.reset_brian()
-    assert len(parts) == 1  # a run of 4 presentations holds both samples
+    assert len(parts) == 1, "one run holds both samples"
     for name in singles[0]:
         together = parts[0]["gradient_sum"][name]
         expected = singles[0][name] + singles[1][name]
         assert np.isfinite(together).all() and np.abs(expected).max() > 0, name
         np.testing.assert_allclose(together, expected, rtol=1e-9, atol=1e-12 * np.abs(expected).max(), err_msg=name)
-    peak = parts[0]["logits"]
-    np.testing.assert_allclose(tested["logits"], peak, rtol=1e-12)  # the same maxima without learning
-    cross_entropy = np.log(np.exp(peak).sum(axis=1)) - peak[np.arange(2), [s.label for s in samples]]
+    reduced = parts[0]["logits"] / (STEPS if loss == "mean" else 1)  # the readout's sum over time, or its maximum
+    np.testing.assert_allclose(tested["logits"], parts[0]["logits"], rtol=1e-12)
+    cross_entropy = np.log(np.exp(reduced).sum(axis=1)) - reduced[np.arange(2), [s.label for s in samples]]
     np.testing.assert_allclose(parts[0]["loss"], cross_entropy, rtol=1e-9)
     np.testing.assert_allclose(tested["loss"], cross_entropy, rtol=1e-9)
-
-
-def test_mean_loss_applies_each_samples_signal_at_its_own_end(build_dir):
-    """With the mean loss, a chunk of two samples sums the same gradients as the two samples run one
-    by one (so each sample's signal meets its own eligibility, and nothing carries over into the next
-    sample); the loss recorded is the cross-entropy of the readout's mean. Random feedback here (the
-    symmetric signal is checked against autograd above): its signal must be finite and nonzero too."""
-    from models.engine.replay import ChunkedReplayNetwork
-
-    rng = np.random.default_rng(6)
-    samples = [preprocess(SpikeSample(rng.integers(0, N_IN, 250), rng.uniform(0, 0.12, 250) * second, k + 1),
-                          Preprocessing(duration=STEPS * ms, dt=1 * ms)) for k in range(2)]
-    params = EPropParams(n_hidden=8, weight_scale=15.0, rate_penalty=1e-3, feedback="random", trace_dtype="float64",
-                         readout_reduction="mean")
-    net = EPropNetwork(params, N_IN, N_OUT, dt=1 * ms, sample_duration=STEPS * ms, chunk_size=2, capacity=400,
-                       device_name="runtime", build_dir=build_dir, seed=2)
-    try:
-        singles = [net.gradient(sample) for sample in samples]
-        weights = {k: v for k, v in net.state_.items() if k.startswith("w_")}
-        parts = ChunkedReplayNetwork.present(net, samples, learn=True, accumulate=True, weights=weights)
-    finally:
-        devices.reset_brian()
-    for name in singles[0]:
-        together = sum(part["gradient_sum"][name] for part in parts)
-        expected = singles[0][name] + singles[1][name]
-        assert np.isfinite(together).all() and np.abs(expected).max() > 0, name
-        np.testing.assert_allclose(together, expected, rtol=1e-9, atol=1e-12 * np.abs(expected).max(), err_msg=name)
-    mean = np.concatenate([part["logits"] for part in parts]) / STEPS
-    cross_entropy = np.log(np.exp(mean).sum(axis=1)) - mean[np.arange(2), [s.label for s in samples]]
-    np.testing.assert_allclose(np.concatenate([part["loss"] for part in parts]), cross_entropy, rtol=1e-9)
 
 
 def test_mean_loss_needs_the_sample_update():
