@@ -155,6 +155,12 @@ class EPropParams:
         if self.batch_size < 1 or (self.batch_size > 1 and self.update != "sample"):
             raise ValueError(f"batch_size must be at least 1, and 1 with update='online' (got {self.batch_size})")
 
+    @property
+    def presentations(self) -> int:
+        """How many times a training sample runs: twice for the maximum-over-time loss (the first
+        presentation finds each class's peak step, the second learns there), else once."""
+        return 2 if self.readout_reduction == "max" else 1
+
 
 # ---------------------------------------------------------------------------------------------
 # The model, in named blocks (Brian2 equations and code), then the order in which they run.
@@ -404,7 +410,7 @@ class EPropNetwork(ChunkedReplayNetwork):
         self.params, self.n_inputs, self.n_classes = params, n_inputs, n_classes
         self.dt, self.sample_duration, self.chunk_size = dt, sample_duration, chunk_size
         self.sample_steps = int(round(float(sample_duration / dt)))
-        if chunk_size < self.presentations:
+        if chunk_size < self.params.presentations:
             raise ValueError(f"readout_reduction='max' presents each training sample twice in one run: chunk_size must "
                              f"be at least 2, got {chunk_size}")
         self.unit = params.lif.v_threshold - params.lif.v_rest
@@ -589,21 +595,15 @@ class EPropNetwork(ChunkedReplayNetwork):
         names = ["in", "rec"] if self.params.recurrent else ["in"]
         return list(zip(names, self.plastic)) + [("out", self.out)]
 
-    @property
-    def presentations(self) -> int:
-        """How many times a training sample runs: twice for the maximum-over-time loss (the first
-        presentation finds each class's peak step, the second learns there), else once."""
-        return 2 if self.params.readout_reduction == "max" else 1
-
     def samples_per_run(self, learn: bool = False, **kwargs) -> int:
-        return self.chunk_size // self.presentations if learn else self.chunk_size
+        return self.chunk_size // self.params.presentations if learn else self.chunk_size
 
     def run_chunk(self, samples: list[SpikeSample], results_subdir: str | None = None, learn: bool = False,
                   **kwargs):
         """Run up to :meth:`samples_per_run` samples; learning with the maximum-over-time loss, each
         sample runs twice in a row, learning only in its second presentation (see
         :data:`READOUT_MAX_EQUATIONS`), and the results are the second presentation's."""
-        if not learn or self.presentations == 1:
+        if not learn or self.params.presentations == 1:
             return super().run_chunk(samples, results_subdir, learn=learn, **kwargs)
         if len(samples) > self.samples_per_run(learn=True):
             raise ValueError(f"with readout_reduction='max' a chunk of {self.chunk_size} runs learns from at most "
@@ -622,7 +622,7 @@ class EPropNetwork(ChunkedReplayNetwork):
         target[np.arange(len(samples)), [s.label for s in samples]] = 1.0
         gate = np.zeros(self.chunk_size + 1)
         gate[:len(samples)] = 1.0 if learn else 0.0
-        if learn and self.presentations == 2:
+        if learn and self.params.presentations == 2:
             gate[:len(samples):2] = 0.0
         args = {self.target: target, self.gate: gate, self.hidden.adam_step: self.state_["adam_step"]}
         if probe:
@@ -649,7 +649,7 @@ class EPropNetwork(ChunkedReplayNetwork):
                 self.state_[f"s2_{name}"] = self._from_synapses(name, syn.s2[:] * volt ** 2)
             self.state_["adam_step"] = float(np.asarray(self.hidden.adam_step[:]).ravel()[0])
         # the readout's sum over time, or its maximum with the maximum-over-time loss
-        logits = np.asarray(getattr(self.readout_monitor, "ymax" if self.presentations == 2 else "ysum"))
+        logits = np.asarray(getattr(self.readout_monitor, "ymax" if self.params.presentations == 2 else "ysum"))
         ce = np.asarray(self.readout_monitor.ce)[:, 1:1 + n_samples].sum(axis=0)
         return {"logits": logits[:, 1:1 + n_samples].T, "loss": ce, "counts": self.counter.counts(n_samples)[:, 0],
                 **({"gradient_sum": gradients} if accumulate else {})}
@@ -738,7 +738,8 @@ class EPropClassifier(BaseEstimator, ClassifierMixin):
         # Room for chunks of later input twice as dense as the densest in X.
         self.network_ = EPropNetwork(self.params, self.n_inputs, len(self.classes_), dt=self.dt,
                                      sample_duration=self.sample_duration, chunk_size=self.chunk_size,
-                                     capacity=2 * chunk_capacity([[s for s in samples for _ in range(2)]],
+                                     capacity=2 * chunk_capacity([[s for s in samples
+                                                                   for _ in range(self.params.presentations)]],
                                                                  self.chunk_size, self.n_inputs),
                                      device_name=self.device, build_dir=Path(self.build_dir), seed=self.seed)
         for epoch in range(self.epochs):

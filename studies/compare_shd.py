@@ -295,17 +295,17 @@ def run_pairs(jobs: dict, config: CompareConfig) -> dict:
 
 def _training_presentations(ds: xr.Dataset, sample_epochs: int) -> float:
     """How many times a run presented training samples: its sample-epochs, times the presentations
-    per sample where a rule runs a sample more than once (STDP again while its layer is nearly
-    silent, per epoch; e-prop's maximum-over-time loss twice). NaN when unknown."""
+    per sample (``presentations_per_sample(epoch)``) where a rule runs a sample more than once (STDP
+    again while its layer is nearly silent; e-prop's maximum-over-time loss twice). NaN when unknown."""
     if sample_epochs < 0:
         return np.nan
-    if "presentations_per_sample" in ds and ds.presentations_per_sample.dims == ("epoch",):
-        # NaN: an epoch that presented nothing to learn from (STDP frozen), its readout's single pass
-        per_sample = np.nan_to_num(np.asarray(ds.presentations_per_sample.values, dtype=float), nan=1.0)
-        if "train_samples" in ds:
-            return float(np.sum(ds.train_samples.values * per_sample))
-        return float(sample_epochs * np.mean(per_sample))
-    return float(sample_epochs * float(ds["train_presentations"].values) if "train_presentations" in ds else sample_epochs)
+    if "presentations_per_sample" not in ds:
+        return float(sample_epochs)
+    # NaN: an epoch that presented nothing to learn from (STDP frozen), its readout's single pass
+    per_sample = np.nan_to_num(np.asarray(ds.presentations_per_sample.values, dtype=float), nan=1.0)
+    if "train_samples" in ds:  # epochs a budget cut short learned from fewer samples
+        return float(np.sum(ds.train_samples.values * per_sample))
+    return float(sample_epochs * np.mean(per_sample))
 
 
 def _dense_macs(ds: xr.Dataset) -> float:

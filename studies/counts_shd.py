@@ -57,27 +57,30 @@ def run(config: CountsStudyConfig, cache=None) -> xr.Dataset:
     splits = job.load_splits(config.input)
     options = N_BINS_OPTIONS if config.n_bins is None else (config.n_bins,)
     counts = lambda d, n_bins: spike_counts(d.samples, splits.n_channels, n_bins, config.input.duration)  # noqa: E731
-    fits = [fit_logistic_readout(counts(splits.train, n_bins), splits.train.labels, counts(splits.val, n_bins),
-                                 splits.val.labels, seed=config.run.seed) for n_bins in options]
-    chosen = int(np.argmax([fit.val_accuracy for fit in fits]))  # the first best: ties go to fewer bins
-    fit, n_bins = fits[chosen], options[chosen]
+    scores, fit, n_bins = [], None, None
+    for option in options:
+        candidate = fit_logistic_readout(counts(splits.train, option), splits.train.labels, counts(splits.val, option),
+                                         splits.val.labels, seed=config.run.seed)
+        scores.append(candidate.val_accuracy)
+        if fit is None or candidate.val_accuracy > fit.val_accuracy:  # the first best: ties go to fewer bins
+            fit, n_bins = candidate, option
     if job.validation_only:
         return job.finish_validation([fit.val_accuracy], time.perf_counter() - t0, "none", [fit.train_accuracy])
-    x = [counts(splits.train, n_bins), None, counts(splits.test, n_bins)]
-    n_features = x[0].shape[1]
+    x_test = counts(splits.test, n_bins)
+    n_features = splits.n_channels * n_bins
     input_spikes = float(np.mean([len(s.units) for s in splits.test.samples]))
     ds = xr.Dataset({
         "val_accuracy": ("epoch", [fit.val_accuracy], {"units": "1", "long_name": "validation accuracy"}),
         "n_bins": results.scalar(n_bins, "1", "equal time bins of the count features (chosen on validation "
                                  "unless fixed)"),
-        "val_accuracy_per_n_bins": ("n_bins_option", [f.val_accuracy for f in fits],
+        "val_accuracy_per_n_bins": ("n_bins_option", scores,
                                     {"units": "1", "long_name": "validation accuracy of each bin count tried"}),
-        "test_accuracy": results.scalar(score_readout(fit, x[2], splits.test.labels), "1", "test accuracy"),
+        "test_accuracy": results.scalar(score_readout(fit, x_test, splits.test.labels), "1", "test accuracy"),
         "train_seconds": results.scalar(time.perf_counter() - t0, "s", "fitting wall time"),
         "trainable_parameters": results.scalar(n_features * splits.n_classes + splits.n_classes, "1", "readout weights"),
-        **results.prediction_vars(predict_readout(fit, x[2]), splits.test.labels),
+        **results.prediction_vars(predict_readout(fit, x_test), splits.test.labels),
         **results.readout_macs(n_features, splits.n_classes),
-        **results.learning_state_vars(results.readout_features_bytes(len(x[0]), n_features)),
+        **results.learning_state_vars(results.readout_features_bytes(len(splits.train), n_features)),
         "input_spikes_per_sample": results.scalar(input_spikes, "1", "input spikes per test sample"),
         "spikes_per_sample": results.scalar(0.0, "1", "no network: no spikes of its own"),
         "synaptic_operations_per_sample": results.scalar(input_spikes, "1", "one count increment per input spike"),

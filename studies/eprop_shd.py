@@ -86,7 +86,7 @@ def run(config: EPropStudyConfig, cache: BuildCache | None = None) -> xr.Dataset
     state = job.load_checkpoint()
     # the maximum-over-time loss runs each training sample twice in a row (see EPropNetwork.run_chunk),
     # so a run that learns holds half as many samples: chunk_size counts presentations, an even number
-    twice = 2 if p.readout_reduction == "max" else 1
+    twice = p.presentations
     if p.batch_size > 1:  # a mini-batch is split into one equal chunk per worker, run at once
         chunk_size = min(config.chunk_size, twice * -(-p.batch_size // max(config.workers, 1)))
     else:
@@ -209,14 +209,15 @@ def run(config: EPropStudyConfig, cache: BuildCache | None = None) -> xr.Dataset
             "train_loss": ("epoch", np.asarray(history["train_loss"]), {"units": "1", "long_name": f"training loss per sample ({LOSS_NAMES[p.readout_reduction]})"}),
             "val_loss": ("epoch", np.asarray(history["val_loss"]), {"units": "1", "long_name": f"validation loss per sample ({LOSS_NAMES[p.readout_reduction]})"}),
             "train_samples": results.train_samples_var(history["train_samples"]),
+            "presentations_per_sample": ("epoch", np.full(len(history["val_accuracy"]), twice),
+                                         {"units": "1", "long_name": "presentations per training sample (2: the "
+                                          "maximum-over-time loss finds each class's peak step, then learns there)"}),
             "epoch_seconds": ("epoch", np.asarray(history["epoch_seconds"]), {"units": "s", "long_name": "wall time of the epoch (training and validation)"}),
             **results.classifier_vars(splits, predicted, test["counts"], n_hidden=p.n_hidden,
                                                recurrent=p.recurrent, n_parameters=n_params,
                                                best_epoch=int(best["epoch"])),
             "train_seconds": results.scalar(train_time, "s", "training wall time (all epochs, with validation)"),
             **results.build_vars(build_seconds, reused, chunk_size),
-            "train_presentations": results.scalar(twice, "1", "presentations per training sample (2: the maximum-over-time "
-                                                              "loss finds each class's peak step, then learns there)"),
             "wall_seconds": results.scalar(job.elapsed, "s", "wall time of this invocation"),
             **results.memory_vars(binary_mib),
             **results.learning_state_vars(learning_state_bytes(

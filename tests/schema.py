@@ -30,7 +30,7 @@ VARIABLES = {
                       "input_spikes_per_sample", "spikes_per_sample", "synaptic_operations_per_sample",
                       "trainable_parameters", "confusion", "weights", "test_counts", "test_label"),
     "bptt": CLASSIFIER + ("learning_state",),
-    "eprop": BRIAN2 + CLASSIFIER + ("val_loss", "learning_state", "train_presentations"),
+    "eprop": BRIAN2 + CLASSIFIER + ("val_loss", "learning_state", "presentations_per_sample"),
     "lsm": BRIAN2 + ("learning_state", "network_weights", "test_accuracy_control", "val_accuracy_control", "neurons_used", "readout_C", "reservoir_rate",
                      "silent_fraction", "spikes_per_sample", "synaptic_operations_per_sample", "extraction_seconds",
                      "train_seconds", "samples_per_second", "test_counts"),
@@ -63,7 +63,7 @@ ATTRIBUTES = {
 JSON_ATTRIBUTES = ("config", "package_versions", "class_names", "preprocessing", "lif", "runs", "base_config",
                    "search_space", "fixed_options", "best_params")
 WHOLE_NUMBERS = ("epoch", "seed", "trial", "best_epoch", "trainable_parameters", "chunk_size", "reused_binary",
-                 "n_bins_option", "train_presentations",
+                 "n_bins_option",
                  "control_binned_counts_bins", "control_bptt_epochs", "n_train", "n_val", "n_test", "n_channels",
                  "n_classes", "failed_points", "n_trials", "n_complete", "n_pruned", "n_failed", "n_interrupted",
                  "best_trial")

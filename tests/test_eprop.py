@@ -356,7 +356,7 @@ def test_a_sample_budget_ends_training_inside_an_epoch(tmp_path, loss):
         ds = xr.load_dataset(eprop_shd.main(argv + ["--out", str(tmp_path)]))
     n_train = int(ds.n_train)
     assert 31 - n_train < n_train and ds.train_samples.values.tolist() == [n_train, 31 - n_train], ds.train_samples.values
-    assert int(ds.train_presentations) == (2 if loss == "max" else 1)
+    assert ds.presentations_per_sample.values.tolist() == [2 if loss == "max" else 1] * 2
     twice = 2 if loss == "max" else 1  # a run holds chunk_size presentations (at most 6, an even number for 'max')
     assert int(ds.chunk_size) <= 6 and int(ds.chunk_size) % twice == 0
     assert max(n for n, learn in runs if learn) == int(ds.chunk_size) // twice
